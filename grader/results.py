@@ -71,6 +71,7 @@ class GradeReport:
     seconds: float = 0.0
     grader_error: str | None = None  # set when the grader itself could not finish
     hidden_checks: int = 0  # checks left out of a self-check
+    timings: dict[str, Any] = field(default_factory=dict)  # seconds and peak MB per sandbox probe
 
     @property
     def score(self) -> float:

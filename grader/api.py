@@ -1,0 +1,237 @@
+"""The library entry point: grade one submission, get a GradeReport; write its outputs.
+
+submission -> intake (stage, choose module) -> isolated run (facts) -> checks -> report.
+The CLI and the Gradescope entrypoint are thin layers over `grade` and `write_outputs`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import glob
+import json
+import os
+import pwd
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__, intake
+from .checks import evaluate
+from .errors import InputError, RubricError
+from .render.gradescope import to_results
+from .render.html import render_html
+from .results import Artifact, CheckResult, GradeReport, Note, Status
+from .rubric import Check, Rubric, load_rubric
+from .runner import Runner
+from .sandbox import SandboxConfig, choose_isolation
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass
+class Options:
+    device: str = "auto"  # auto | cpu | cuda
+    self_check: bool = False  # only the checks students may see
+    only: tuple[str, ...] = ()  # check-id patterns, e.g. "alexnet.architecture.*"
+    isolation: str = "auto"  # auto | bwrap | user | process
+    threads: int = 0  # torch threads in the worker; 0 = its default
+    limits: dict = dataclasses.field(default_factory=dict)  # overrides of the rubric's [limits]
+    hidden_paths: tuple[str, ...] = ()  # more paths the student's code must not see
+
+
+def grade(submission: Path | str, assignment: str, options: Options | None = None) -> GradeReport:
+    """Grade a submission. Raises InputError for unusable input; any other failure of the
+    grader comes back as a report with `grader_error` set and every check failed."""
+    options = options or Options()
+    started = time.monotonic()
+    rubric = _rubric(assignment)
+    checks = _select(rubric.checks(), options)
+    report = GradeReport(assignment=rubric.id, title=rubric.title, submission=Path(submission).name,
+                         self_check=options.self_check,
+                         hidden_checks=len(rubric.checks()) - len(checks) if options.self_check else 0)
+    device = _device(options.device)
+    options = dataclasses.replace(options, isolation=choose_isolation(options.isolation, sys.executable))
+    runs = _runs_root()
+    run_root = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
+    try:
+        staged = intake.stage(Path(submission), run_root / "intake")
+        choice = intake.choose_module(staged, list(rubric.modules), rubric.symbols())
+        report.submission = staged.source
+        report.graded_files = [choice.path]
+        report.notes += staged.notes + choice.notes
+        try:
+            _run(report, rubric, checks, staged.root, choice.path, run_root, device, options, started)
+        except Exception:
+            _fail_report(report, checks, "".join(traceback.format_exc(limit=6)))
+    finally:
+        if not os.environ.get("DLGRADE_KEEP_RUNS"):
+            shutil.rmtree(run_root, ignore_errors=True)
+    report.seconds = round(time.monotonic() - started, 2)
+    return report
+
+
+def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: Path, module: str,
+         run_root: Path, device: str, options: Options, started: float) -> None:
+    sandbox_dir = run_root / "sandbox"
+    shutil.copytree(staged_root, sandbox_dir / "submission", symlinks=True)
+    if options.isolation == "user":
+        _hand_to_nobody(run_root, sandbox_dir)
+    limits = dataclasses.replace(rubric.limits, **options.limits)
+    rubric = dataclasses.replace(rubric, limits=limits)
+    config = SandboxConfig(memory_mb=limits.memory_mb, threads=options.threads, isolation=options.isolation,
+                           device="cuda" if device in ("cuda", "auto") else "cpu",
+                           hidden_paths=_hidden_paths(options))
+    runner = Runner(rubric, sandbox_dir / "submission", module, sandbox_dir, config, device,
+                    deadline=started + limits.total_seconds)
+    facts = runner.collect(checks)
+    report.checks = [evaluate(c, facts, rubric) for c in checks]
+    for key, data in facts.artifacts.items():
+        report.artifacts[key] = Artifact("image/png", data, caption=Path(key).name)
+    load = facts.load or {}
+    if load.get("status") == "partial" and load.get("error"):
+        err = load["error"]
+        where = f" at {err['file']} line {err['line']}" if err.get("file") else ""
+        report.note("warning", f"Importing {module} stopped{where} with {err['type']}: {err['message']}. "
+                               "Only what was defined before that line was graded.")
+    for text in load.get("notes", []):
+        report.note("warning", text)
+    report.student_output = runner.student_output()
+    env = facts.environment
+    report.environment = {
+        "dlgrade": __version__, "python": env.get("python", "?"), "torch": env.get("torch", "?"),
+        "device": _device_label(device, env), "isolation": _isolation_label(env.get("isolation", "?")),
+        "kernel limits": env.get("cgroups") or "none (watchdog only)",
+        "peak memory (MB)": f"{facts.peak_tree_mb:,.0f}",
+    }
+    if env.get("isolation") == "process":
+        report.note("warning", "The submission ran with process isolation only (no bubblewrap, not root): "
+                               "its code could read files this user can read. Install bubblewrap for grading untrusted code.")
+    report.timings = _timings(facts, checks)
+
+
+def _timings(facts, checks: list[Check]) -> dict:
+    """Seconds and peak memory per probe, for `make bench` and the closing figures."""
+    from .runner import probe_key
+
+    out = {"load": {"seconds": facts.load_seconds, "peak_mb": facts.load_peak_mb}}
+    for key, outcome in facts.probes.items():
+        out["/".join(map(str, key))] = {"seconds": outcome.seconds, "peak_mb": outcome.peak_mb}
+    out["checks"] = {c.check_id: "/".join(map(str, probe_key(c))) for c in checks if probe_key(c)}
+    out["peak_tree_mb"] = facts.peak_tree_mb
+    return out
+
+
+# ---------------------------------------------------------------- outputs
+
+def write_outputs(report: GradeReport, out_dir: Path | str) -> dict[str, Path]:
+    """report.html, then results.json last, each written whole (temp file + rename)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    html_path = _atomic_write(out / "report.html", render_html(report))
+    json_path = _atomic_write(out / "results.json", json.dumps(to_results(report), indent=2, ensure_ascii=False))
+    return {"html": html_path, "json": json_path}
+
+
+def failure_report(assignment: str, submission: str, message: str, *, grader_error: bool = False) -> GradeReport:
+    """A report for input that could not be graded at all (or a grader that broke early)."""
+    title = assignment
+    checks: list[Check] = []
+    try:
+        rubric = load_rubric(assignment)
+        title, checks = rubric.title, rubric.checks()
+    except (KeyError, RubricError):
+        pass
+    report = GradeReport(assignment=assignment, title=title, submission=submission)
+    report.note("error", message)
+    _fail_report(report, checks, message if grader_error else None, reason=message)
+    return report
+
+
+def _fail_report(report: GradeReport, checks: list[Check], grader_error: str | None, reason: str | None = None) -> None:
+    """Every check failed with the same explanation, so the total stays honest."""
+    report.grader_error = grader_error
+    why = reason or "the grader failed before this check could run; the course staff has the details"
+    report.checks = [evaluate_blank(c, why) for c in checks]
+
+
+def evaluate_blank(check: Check, why: str) -> CheckResult:
+    if check.kind == "manual":
+        from .checks import manual
+
+        return manual(check)
+    return CheckResult(check.check_id, check.name, check.part, check.number, check.points, 0.0, Status.FAILED,
+                       message=f"Not graded: {why}", visibility=check.visibility, tags=[f"part-{check.part}"])
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------- helpers
+
+def _rubric(assignment: str) -> Rubric:
+    try:
+        return load_rubric(assignment)
+    except KeyError as exc:
+        raise InputError(exc.args[0]) from None
+
+
+def _select(checks: list[Check], options: Options) -> list[Check]:
+    if options.self_check:
+        checks = [c for c in checks if c.visibility == "visible"]
+    if options.only:
+        checks = [c for c in checks if any(fnmatch.fnmatchcase(c.check_id, p) for p in options.only)]
+        if not checks:
+            raise InputError(f"no check matches {', '.join(options.only)}")
+    return checks
+
+
+def _device(requested: str) -> str:
+    if requested not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, not {requested!r}")
+    if requested == "cuda" and not glob.glob("/dev/nvidia[0-9]*"):
+        raise InputError("--device cuda: no NVIDIA GPU is visible on this machine")
+    if requested == "auto":
+        return "cuda" if glob.glob("/dev/nvidia[0-9]*") else "cpu"
+    return requested
+
+
+def _device_label(device: str, env: dict) -> str:
+    if device == "cuda" and env.get("cuda") == "True":
+        return f"cuda ({env.get('gpu', 'GPU')})"
+    return f"cpu ({env.get('threads', '?')} threads)"
+
+
+def _isolation_label(level: str) -> str:
+    return {"bwrap": "bubblewrap sandbox (read-only system, no network)",
+            "user": "separate user (nobody)", "process": "separate process only"}.get(level, level)
+
+
+def _runs_root() -> Path:
+    """All runs live under one private folder, which the sandbox hides from student code."""
+    root = Path(tempfile.gettempdir()) / f"dlgrade-runs-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def _hand_to_nobody(run_root: Path, sandbox_dir: Path) -> None:
+    """In user isolation the worker runs as nobody: it may enter, not list, the runs folder."""
+    user = pwd.getpwnam("nobody")
+    for folder in (run_root.parent, run_root):
+        os.chmod(folder, 0o711)
+    for path in [sandbox_dir, *sandbox_dir.rglob("*")]:
+        os.lchown(path, user.pw_uid, user.pw_gid)
+
+
+def _hidden_paths(options: Options) -> list[str]:
+    hidden = [str(_runs_root())]  # other submissions being graded, and this one's original copy
+    for name in ("reference", "tests", "examples"):  # solutions and test fixtures of a source checkout
+        if (REPO / name).is_dir():
+            hidden.append(str(REPO / name))
+    return hidden + list(options.hidden_paths)

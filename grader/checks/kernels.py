@@ -1,0 +1,88 @@
+"""Part C: the student's analysis function visualizes the kernels of a checkpoint we made.
+
+The grader writes a checkpoint of the student's own model whose first-layer kernels are
+oriented stripes, so the images in the report show whether the right weights were drawn.
+"""
+from __future__ import annotations
+
+from ..facts import Facts
+from ..results import CheckResult
+from ..rubric import Check, Rubric
+from .common import explain, result, unavailable
+
+
+def _outcome(check: Check, facts: Facts):
+    return facts.probes.get(("kernels", check.task.id))
+
+
+def _prerequisite(check: Check, facts: Facts) -> CheckResult | None:
+    task = check.task
+    fn = task.params["function"]
+    outcome = _outcome(check, facts)
+    problem = unavailable(check, facts, fn, outcome)
+    if problem:
+        return problem
+    res = outcome.result
+    error = res.get("error") or {}
+    if error.get("stage") == "lookup":
+        return result(check, False, f"Not graded: {error.get('message')}.",
+                      f"Keep the starter's {task.params['helper']} and call it from {fn}.")
+    if error.get("stage") == "construct":
+        return result(check, False, "Not graded: the grader builds your "
+                      f"{task.params['model']} to write the checkpoint {fn} reads, and that failed: "
+                      + explain(error, task.params["model"]))
+    return None
+
+
+def calls(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    task = check.task
+    fn, helper = task.params["function"], task.params["helper"]
+    problem = _prerequisite(check, facts)
+    if problem:
+        return problem
+    res = _outcome(check, facts).result
+    convs = len(res.get("conv_shapes", []))
+    made = res.get("calls", [])
+    matched = sorted({c["matches"] for c in made if c.get("matches") is not None})
+    error_text = explain(res["error"], f"{fn}()") + " " if res.get("error") else ""
+    if not made:
+        return result(check, False, error_text + f"{fn}() never called {helper}.",
+                      f"Load the checkpoint named by FLAGS.model_checkpoint and call {helper} for each conv layer.")
+    if not matched:
+        return result(check, False, error_text + f"{fn}() called {helper} {len(made)} times, but none of the weights "
+                      "it passed are in the checkpoint the grader gave it.",
+                      "Build the model, load_state_dict(checkpoint['model']) from FLAGS.model_checkpoint, then pass "
+                      "each conv layer's weight.")
+    listing = ", ".join(f"{c['name']} {c['shape']}" for c in made[:8])
+    if len(matched) < convs:
+        missing = [str(i + 1) for i in range(convs) if i not in matched]
+        return result(check, False, error_text + f"{fn}() visualized {len(matched)} of the {convs} conv layers; "
+                      f"conv layer {', '.join(missing)} {'was' if len(missing) == 1 else 'were'} not drawn. "
+                      f"Calls: {listing}.", "Draw every convolution: the handout asks for all five.")
+    if res.get("error"):
+        return result(check, False, error_text + f"(It had drawn all {convs} conv layers before that.)")
+    return result(check, True, f"{fn}() loaded the grader's checkpoint and drew all {convs} conv layers. Calls: {listing}.")
+
+
+def images(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    task = check.task
+    fn = task.params["function"]
+    problem = _prerequisite(check, facts)
+    if problem:
+        return problem
+    res = _outcome(check, facts).result
+    convs = len(res.get("conv_shapes", []))
+    keys = facts.images.get(task.id, [])
+    rejected = facts.rejected_images.get(task.id, [])
+    note = f" Not shown: {'; '.join(rejected[:3])}." if rejected else ""
+    if len(keys) >= convs:
+        return result(check, True, f"{fn}() saved {len(keys)} kernel images; they are shown below.{note}",
+                      images=keys)
+    if keys:
+        return result(check, False, f"{fn}() saved {len(keys)} kernel image(s) for {convs} conv layers.{note}",
+                      "One image per conv layer is expected, as the starter's visualize_kernels saves them.", images=keys)
+    return result(check, False, f"{fn}() saved no PNG images.{note}",
+                  "visualize_kernels saves <saving_prefix>/<name>.png; keep that behaviour.")
+
+
+CHECKS = {"kernel_visualization.calls": calls, "kernel_visualization.images": images}

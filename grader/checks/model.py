@@ -1,0 +1,226 @@
+"""Checks on one model class: it builds, matches its table, runs, learns."""
+from __future__ import annotations
+
+from ..facts import Facts, ProbeOutcome
+from ..protocol import number
+from ..results import CheckResult
+from ..rubric import Check, Rubric
+from .architecture import compare, describe_problem
+from .common import explain, result, unavailable
+
+
+def _who(check: Check) -> str:
+    n = check.variant.num_classes
+    return check.model.symbol + (f"({{'num_classes': {n}}})" if n is not None else "()")
+
+
+def _trace(facts: Facts, check: Check) -> ProbeOutcome | None:
+    return facts.probes.get(("trace", check.model.symbol, check.variant.suffix))
+
+
+def _behaviour(facts: Facts, check: Check) -> ProbeOutcome | None:
+    return facts.probes.get(("behaviour", check.model.symbol, check.variant.suffix))
+
+
+def _not_built(check: Check, facts: Facts) -> CheckResult | None:
+    """Every check but `construct` defers to it when the model could not be built."""
+    traced = _trace(facts, check)
+    if traced and traced.result and not traced.result.get("constructed"):
+        return result(check, False, f"Not graded: {check.model.symbol} could not be built (see its "
+                                    f"'defined and builds' check).")
+    return None
+
+
+def construct(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    symbol = check.model.symbol
+    outcome = _trace(facts, check)
+    problem = unavailable(check, facts, symbol, outcome)
+    if problem:
+        return problem
+    info = facts.symbol(symbol)
+    res = outcome.result
+    if not res.get("constructed"):
+        hint = ""
+        if (res.get("error") or {}).get("type") == "TypeError":
+            hint = f"The grader builds it as {_who(check)}, the way the starter code does."
+        elif (res.get("error") or {}).get("type") in ("KeyError", "UnparsedFlagAccessError"):
+            hint = "Read the class count from configs['num_classes'], not from flags or globals."
+        return result(check, False, explain(res.get("error"), f"{_who(check)}"), hint)
+    message = f"{_who(check)} builds: {res.get('params_total', 0):,} parameters."
+    if info.get("kind") == "class" and not info.get("module_subclass"):
+        message += f" ({symbol} is not a subclass of nn.Module but returned a module.)"
+    return result(check, True, message)
+
+
+def architecture(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    model, variant = check.model, check.variant
+    outcome = _trace(facts, check)
+    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    if problem:
+        return problem
+    res = outcome.result
+    expected = model.rows_for(variant)
+    diff = compare(expected, res.get("rows", []), model.input)
+    table = {"title": f"{model.symbol} vs {model.table_name}" + (f", {variant.num_classes} classes" if variant.num_classes else ""),
+             "rows": [r.as_dict() for r in diff.rows]}
+    notes = list(diff.notes)
+    unused = res.get("unused_params") or []
+    if unused:
+        names = ", ".join(f"{n} ({c:,})" for n, c in unused[:4])
+        notes.append(f"Parameters defined but never used in forward: {names}. They are not in the table; remove them.")
+    if res.get("error"):
+        reached = sum(1 for r in diff.rows if r.found is not None)
+        message = (explain(res["error"], f"{model.symbol}.forward on a [2, {', '.join(map(str, model.input))}] batch")
+                   + f" The table below shows the {reached} layers that ran before it.")
+        return result(check, False, message, "", table=table)
+    first = diff.first_problem()
+    if first is None and not unused:
+        message = f"All {len(expected)} rows match: types, output shapes and parameter counts."
+        return result(check, True, " ".join([message, *notes]), table=table)
+    if first is None:
+        return result(check, False, " ".join(notes), table=table)
+    message = describe_problem(first)
+    more = diff.problem_count() - 1
+    if more:
+        message += f" {more} more row{'s' if more > 1 else ''} differ; see the full table."
+    hint = _architecture_hint(diff, expected, model.table_num_classes, variant.num_classes) or model.hints.get("architecture", "")
+    return result(check, False, " ".join([message, *notes]), hint, table=table)
+
+
+def _architecture_hint(diff, expected, table_classes, num_classes) -> str:
+    rows = diff.rows
+    last = rows[-1] if rows else None
+    extras = [r for r in rows if r.status == "extra"]
+    if extras and extras[-1] is last and last.found.type in ("Softmax", "LogSoftmax"):
+        return "Return raw class scores: nn.CrossEntropyLoss applies log-softmax itself."
+    if extras and extras[-1] is last and last.found.type == "ReLU":
+        return "The last Linear layer's scores go out as they are, with no ReLU after them."
+    bad = [r for r in rows if r.status != "match" and r.status != "equivalent"]
+    if (num_classes is not None and len(bad) == 1 and bad[0].expected is not None and bad[0].found is not None
+            and bad[0].expected is expected[-1] and bad[0].found.shape[:-1] == bad[0].expected.shape[:-1]):
+        got = bad[0].found.shape[-1]
+        return (f"The last layer has {got} outputs but this model was built for {num_classes} classes: "
+                f"take the class count from configs['num_classes'] instead of a fixed number.")
+    if any(r.status == "mismatch" and r.expected and r.found and r.expected.type != r.found.type
+           and {r.expected.type, r.found.type} == {"MaxPool2d", "AvgPool2d"} for r in rows):
+        return "Check the pooling type of each pooling row in the table."
+    return ""
+
+
+def forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    model, variant = check.model, check.variant
+    outcome = _behaviour(facts, check)
+    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    if problem:
+        return problem
+    res = outcome.result
+    fwd = res.get("forward")
+    if fwd is None:
+        return result(check, False, explain(res.get("error"), f"{model.symbol}.forward"))
+    shape = fwd["shape"]
+    want = [2, variant.num_classes] if variant.num_classes is not None else None
+    batch = f"[2, {', '.join(map(str, model.input))}]"
+    if want is not None and shape != want:
+        hint = ""
+        if len(shape) == 2 and shape[0] == 2:
+            hint = (f"It gives {shape[1]} scores per image; build the last layer with configs['num_classes'] "
+                    f"outputs ({variant.num_classes} here).")
+        return result(check, False, f"forward on a batch of {batch} returned {shape}; expected {want}, one score per class.", hint)
+    if not fwd.get("finite"):
+        return result(check, False, f"forward on a batch of {batch} returned NaN or infinite values.",
+                      "Look for divisions, logs or exponentials in forward, and at how weights are initialised.")
+    return result(check, True, f"forward on a batch of {batch} returned {shape}, all finite.")
+
+
+def dropout(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    model = check.model
+    outcome = _behaviour(facts, check)
+    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    if problem:
+        return problem
+    drop = outcome.result.get("dropout")
+    if drop is None:
+        return result(check, False, explain(outcome.result.get("error"), f"{model.symbol}.forward"))
+    rows = [r.name for r in (model.table or ()) if r.type == "Dropout"]
+    named = " and ".join(rows) if rows else "dropout"
+    if not drop["train_differs"]:
+        return result(check, False, f"In train mode, two forward passes over the same batch gave identical scores, "
+                                    f"so {named} are not dropping anything.",
+                      "Use nn.Dropout(p=0.5) where the table has Dropout rows, or F.dropout(x, 0.5, training=self.training).")
+    if not drop["eval_same"]:
+        return result(check, False, "In eval mode, two forward passes over the same batch gave different scores: "
+                                    "dropout (or other randomness) stays on after model.eval().",
+                      "F.dropout is on by default; pass training=self.training, or use nn.Dropout modules.")
+    return result(check, True, f"Outputs vary between passes in train mode and are repeatable in eval mode ({named}).")
+
+
+def gradients(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    model = check.model
+    outcome = _behaviour(facts, check)
+    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    if problem:
+        return problem
+    res = outcome.result
+    grads = res.get("gradients")
+    if grads is None:
+        error = res.get("error") or {}
+        if error.get("stage") == "forward":
+            return result(check, False, "Not graded: forward did not run (see the forward check).")
+        return result(check, False, explain(error, f"A training step of {model.symbol}"),
+                      "The loss must be computed from forward's output with gradients enabled.")
+    problems = []
+    if grads["missing"]:
+        problems.append(f"no gradient reached {_names(grads['missing'])}: is part of forward detached "
+                        "(.detach(), .data, torch.no_grad(), numpy)?")
+    if grads["frozen"]:
+        problems.append(f"{_names(grads['frozen'])} cannot learn (requires_grad=False)")
+    if grads["nonfinite"]:
+        problems.append(f"the gradient of {_names(grads['nonfinite'])} is NaN or infinite")
+    note = ""
+    if grads.get("unused"):
+        note = f" Not used in forward, so not expected to get gradients: {_names(grads['unused'])}."
+    if problems:
+        return result(check, False, "After one backward pass, " + "; ".join(problems) + "." + note)
+    used = grads["total"] - len(grads.get("unused", []))
+    return result(check, True, f"All {used} parameter tensors used in forward got finite gradients." + note)
+
+
+def training(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    model = check.model
+    outcome = _behaviour(facts, check)
+    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    if problem:
+        return problem
+    res = outcome.result
+    tr = res.get("training")
+    if tr is None:
+        error = res.get("error") or {}
+        if error.get("stage") == "forward":
+            return result(check, False, "Not graded: forward did not run (see the forward check).")
+        return result(check, False, explain(error, f"Training {model.symbol}"))
+    before, after = number(tr["before"]), number(tr["after"])
+    losses = [number(x) for x in tr["losses"]]
+    setting = f"{tr['steps']} training steps on one fixed batch of {tr['batch']} images"
+    if any(x != x or x in (float("inf"), float("-inf")) for x in losses) or after != after:
+        bad = next((i for i, x in enumerate(losses) if x != x or abs(x) == float("inf")), len(losses))
+        return result(check, False, f"The training loss became NaN or infinite at step {bad + 1} of {setting}.",
+                      "Look for operations that overflow, and at how weights are initialised.")
+    need = rubric.training.min_drop
+    drop = (before - after) / before if before > 0 else 0.0
+    curve = ", ".join(f"{x:.3f}" for x in losses)
+    if drop < need:
+        return result(check, False,
+                      f"After {setting}, the loss went from {before:.3f} to {after:.3f} ({drop:.1%} lower; at least "
+                      f"{need:.0%} lower was expected). Training losses: {curve}.",
+                      "Forward should return raw scores (no softmax or ReLU at the end), weights should start random, "
+                      "and nothing in forward should stop gradients.")
+    return result(check, True, f"After {setting}, the loss fell from {before:.3f} to {after:.3f} ({drop:.1%} lower).")
+
+
+def _names(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+CHECKS = {"construct": construct, "architecture": architecture, "forward": forward, "dropout": dropout,
+          "gradients": gradients, "training": training}

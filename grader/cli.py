@@ -1,0 +1,111 @@
+"""The `grade` command: a thin layer over grader.api."""
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__, api
+from .errors import InputError, RubricError
+from .render.terminal import summary
+from .rubric import available, load_rubric
+
+
+class _DefaultToGrade(click.Group):
+    """`grade SUBMISSION ...` runs the hidden `submission` command; named commands run as usual."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--list", "--help", "-h", "--version"):
+            args = ["submission", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToGrade, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--list", "list_", is_flag=True, help="List the assignments this grader knows, with titles and points.")
+@click.version_option(__version__, prog_name="dlgrade")
+@click.pass_context
+def main(ctx: click.Context, list_: bool) -> None:
+    """Grade PyTorch homework against its rubric.
+
+    \b
+      grade SUBMISSION --assignment ID [--out DIR] [--device auto|cpu|cuda] [--self-check]
+      grade --list
+      grade build-autograder ID -o autograder.zip
+
+    SUBMISSION is a .zip, a folder, or one .py file. Writes DIR/results.json (Gradescope's
+    format) and DIR/report.html, and prints a summary. Exit status: 0 when grading finished,
+    whatever the score; 2 when the input cannot be graded; 1 when the grader itself failed.
+    """
+    if list_:
+        for assignment, path in sorted(available().items()):
+            try:
+                rubric = load_rubric(assignment)
+            except RubricError as exc:
+                click.echo(f"{assignment:<16} (rubric error: {exc})")
+                continue
+            auto = sum(c.points for c in rubric.checks())
+            manual = sum(m.points for m in rubric.manual)
+            click.echo(f"{assignment:<16} {rubric.title}  [{auto:g} automatic + {manual:g} by staff = {auto + manual:g} points]")
+        return
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@main.command("submission", hidden=True)
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option("--assignment", "-a", required=True, help="Assignment id, e.g. cs1678-hw4 (see grade --list).")
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path), default=Path("grade-out"), show_default=True,
+              help="Folder for results.json and report.html.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where training smoke tests run; auto uses a GPU when one is present.")
+@click.option("--self-check", is_flag=True, help="Run only the checks students may see, for checking work before submitting.")
+@click.option("--only", multiple=True, metavar="PATTERN",
+              help="Run only checks whose id matches, e.g. 'alexnet.*' (repeatable).")
+@click.option("--isolation", type=click.Choice(["auto", "bwrap", "user", "process"]), default="auto", show_default=True,
+              help="How the submission is isolated; auto picks the strongest this machine allows.")
+@click.option("--color/--no-color", default=None, help="Colour the summary (default: when printing to a terminal).")
+def grade_submission(submission: Path, assignment: str, out: Path, device: str, self_check: bool, only: tuple[str, ...],
+                     isolation: str, color: bool | None) -> None:
+    """Grade SUBMISSION against an assignment's rubric."""
+    options = api.Options(device=device, self_check=self_check, only=only, isolation=isolation)
+    try:
+        report = api.grade(submission, assignment, options)
+    except (InputError, RubricError) as exc:
+        api.write_outputs(api.failure_report(assignment, submission.name, str(exc)), out)
+        click.echo(f"grade: {exc}", err=True)
+        sys.exit(2)
+    except Exception:
+        detail = traceback.format_exc(limit=8)
+        api.write_outputs(api.failure_report(assignment, submission.name, "the grader failed: " + detail.splitlines()[-1],
+                                             grader_error=detail), out)
+        click.echo(f"grade: internal error, see {out / 'results.json'}\n{detail}", err=True)
+        sys.exit(1)
+    paths = api.write_outputs(report, out)
+    use_color = sys.stdout.isatty() if color is None else color
+    click.echo(summary(report, color=use_color, out_dir=str(out)))
+    if report.grader_error:
+        sys.exit(1)
+    del paths
+
+
+@main.command("build-autograder")
+@click.argument("assignment")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("autograder.zip"), show_default=True,
+              help="Where to write the zip to upload to Gradescope.")
+def build_autograder(assignment: str, output: Path) -> None:
+    """Build the autograder zip (setup.sh, run_autograder, grader, rubric) for ASSIGNMENT."""
+    from .gradescope import build_zip
+
+    try:
+        path, files = build_zip(assignment, output)
+    except (InputError, RubricError, KeyError) as exc:
+        click.echo(f"grade: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
+        sys.exit(2)
+    click.echo(f"wrote {path} ({len(files)} files). Upload it as the autograder; see README 'Gradescope' for settings.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Gradescope: the container entrypoint (`python -m grader.gradescope`) and the autograder zip.
+
+Inside the container the layout is fixed: $AUTOGRADER_ROOT (default /autograder) holds
+source/ (our zip, unpacked), submission/ (the student's files) and results/ (where
+results.json must appear). Whatever happens, results.json is written, by us, last.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+import zipfile
+from pathlib import Path
+
+from . import api
+from .errors import InputError, RubricError
+from .rubric import load_rubric
+
+REPO = Path(__file__).resolve().parent.parent
+FILES = Path(__file__).resolve().parent / "gradescope_files"
+ASSIGNMENT_FILE = "dlgrade-assignment"
+DEFAULT_BUDGET = 540  # Gradescope's default timeout is 600 s; finish and write before it
+
+
+def run(root: Path, assignment: str | None = None, budget: float | None = None) -> dict:
+    """Grade root/submission, write root/results/results.json, return what was written."""
+    started = time.monotonic()
+    results_dir = root / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    assignment = assignment or _assignment(root)
+    budget = budget or float(os.environ.get("DLGRADE_TIME_BUDGET", DEFAULT_BUDGET))
+    try:
+        total = min(load_rubric(assignment).limits.total_seconds, budget)
+        options = api.Options(device="cpu", limits={"total_seconds": total},
+                              hidden_paths=(str(root / "source"), str(results_dir),
+                                            str(root / "submission_metadata.json")))
+        report = api.grade(root / "submission", assignment, options)
+    except (InputError, RubricError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        report = api.failure_report(assignment, "submission", message)
+    except BaseException:  # noqa: BLE001 - the one place that must never let go
+        detail = traceback.format_exc(limit=8)
+        report = api.failure_report(assignment, "submission", "the grader failed: " + detail.splitlines()[-1],
+                                    grader_error=detail)
+    report.seconds = round(time.monotonic() - started, 2)
+    paths = api.write_outputs(report, results_dir)
+    return json.loads(paths["json"].read_text())
+
+
+def _assignment(root: Path) -> str:
+    if os.environ.get("DLGRADE_ASSIGNMENT"):
+        return os.environ["DLGRADE_ASSIGNMENT"]
+    marker = root / "source" / ASSIGNMENT_FILE
+    try:
+        return marker.read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def build_zip(assignment: str, output: Path) -> tuple[Path, list[str]]:
+    """The zip an instructor uploads: setup.sh and run_autograder at its root, beside the grader."""
+    rubric = load_rubric(assignment)  # fails early, with a clear message, on a bad rubric
+    rubric_files = _rubric_chain(Path(rubric.path))
+    entries: dict[str, bytes] = {
+        "setup.sh": (FILES / "setup.sh").read_bytes(),
+        "run_autograder": (FILES / "run_autograder").read_bytes(),
+        ASSIGNMENT_FILE: (assignment + "\n").encode(),
+    }
+    for name in ("pyproject.toml", "constraints.txt", "README.md"):
+        entries[name] = (REPO / name).read_bytes()
+    for path in sorted((REPO / "grader").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            entries[str(path.relative_to(REPO))] = path.read_bytes()
+    for path in rubric_files:
+        entries[f"rubrics/{path.name}"] = path.read_bytes()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if name in ("setup.sh", "run_autograder") else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return output, sorted(entries)
+
+
+def _rubric_chain(path: Path) -> list[Path]:
+    """A rubric and the rubrics it extends."""
+    import tomllib
+
+    chain = [path]
+    data = tomllib.loads(path.read_text())
+    while "extends" in data:
+        path = path.with_name(f"{data['extends']}.toml")
+        chain.append(path)
+        data = tomllib.loads(path.read_text())
+    return chain
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader.gradescope",
+                                     description="Gradescope entrypoint: grade $AUTOGRADER_ROOT/submission.")
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("AUTOGRADER_ROOT", "/autograder")))
+    parser.add_argument("--assignment", default=None)
+    args = parser.parse_args(argv)
+    results = run(args.root, args.assignment)
+    print(f"dlgrade: {results.get('score', 0):g} points; results written to {args.root / 'results' / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

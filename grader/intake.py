@@ -1,0 +1,599 @@
+"""Turn what a student handed in into a plain folder of regular files, and pick the module to grade.
+
+Submissions are hostile until proven otherwise. Nothing here executes or imports student
+code: archives are read entry by entry, every byte written is counted against the limits
+(header sizes are not trusted), and module contents are only parsed with `ast`.
+
+Staging happens in a scratch folder inside `dest`, which is renamed to its final name only
+when everything succeeded, so a refused submission never leaves a half-staged folder that
+could be mistaken for a complete one.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import stat
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import InputError
+from grader.results import Note
+
+_MB = 1024 * 1024
+_CHUNK = 64 * 1024
+# Past this many per-entry warnings, the rest are summarised in one note.
+_MAX_SKIP_NOTES = 10
+_MAX_OTHER_NOTES = 5
+# Parsing is only for finding names; a larger "module" is generated data, not homework.
+_MAX_PARSE_BYTES = 10 * _MB
+_ROOT_NAME = "submission"
+# Junk that operating systems, editors and Python itself leave behind; compared casefolded.
+# Any path component starting with '.' is junk too (.DS_Store, .ipynb_checkpoints, .git).
+_JUNK_COMPONENTS = {"__macosx", "__pycache__", "thumbs.db", "desktop.ini"}
+# Well under PATH_MAX once the staging folder's own path is added in front.
+_MAX_PATH_BYTES = 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_CODE_SUFFIXES = (".py", ".ipynb")
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    max_files: int = 2000
+    max_total_bytes: int = 200 * 1024 * 1024
+    max_file_bytes: int = 100 * 1024 * 1024
+
+
+@dataclass
+class StagedSubmission:
+    root: Path  # folder holding the submission's files (inside the dest given)
+    files: list[str]  # relative POSIX paths of every staged file, sorted
+    notes: list[Note]  # what was skipped or refused and why, in words a student understands
+    source: str  # display name, e.g. "hw4.zip" or "cnn_trainer.py"
+
+
+@dataclass
+class ModuleChoice:
+    path: str  # relative path of the chosen .py file within root
+    defines: list[str]  # which of the wanted symbols it makes available
+    notes: list[Note]
+
+
+# --------------------------------------------------------------------------------------
+# Staging
+# --------------------------------------------------------------------------------------
+
+
+def stage(submission: Path, dest: Path, limits: IntakeLimits = IntakeLimits()) -> StagedSubmission:
+    """Copy or extract `submission` into `dest/submission` and report what was left out."""
+    submission, dest = Path(submission), Path(dest)
+    source = submission.name or str(submission)
+    kind = _submission_kind(submission, source)
+    root = dest / _ROOT_NAME
+    dest.mkdir(parents=True, exist_ok=True)
+    if root.exists() or root.is_symlink():
+        # The caller's mistake, not the student's: never mix two submissions in one folder.
+        raise FileExistsError(f"{root} already exists; stage each submission into a fresh folder")
+    log = _SkipLog()
+    work = Path(tempfile.mkdtemp(prefix=".staging-", dir=dest))
+    try:
+        _stage_into(kind, submission, source, work, limits, log)
+        work = _open_lone_inner_zip(work, dest, source, limits, log)
+        os.rename(work, root)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return StagedSubmission(root=root, files=_list_files(root), notes=log.finish(), source=source)
+
+
+def _submission_kind(submission: Path, source: str) -> str:
+    if not submission.exists():
+        raise InputError(f"submission not found: {submission}")
+    if submission.is_dir():
+        return "folder"
+    suffix = submission.suffix.lower()
+    if submission.is_file() and suffix == ".zip":
+        return "zip"
+    if submission.is_file() and suffix in _CODE_SUFFIXES:
+        return "file"
+    raise InputError(f"cannot grade {source}: hand in a .zip archive, a folder, or a single .py or .ipynb file")
+
+
+def _stage_into(kind: str, submission: Path, source: str, work: Path, limits: IntakeLimits, log: _SkipLog) -> None:
+    if kind == "zip":
+        _extract_zip(submission, source, work, limits, log)
+    elif kind == "folder":
+        _copy_folder(submission, source, work, limits, log)
+    else:
+        budget = _Budget(limits, source, "holds")
+        budget.count_file()
+        # The path the caller names is trusted, so a link there may be followed (links inside may not).
+        _copy_regular_file(submission.resolve(), work / submission.name, submission.name, budget)
+
+
+def _open_lone_inner_zip(work: Path, dest: Path, source: str, limits: IntakeLimits, log: _SkipLog) -> Path:
+    """Students often zip a zip. With no code beside it, grade what the inner zip holds (one level only)."""
+    files = _list_files(work)
+    if any(f.lower().endswith(_CODE_SUFFIXES) for f in files):
+        return work
+    inner = [f for f in files if f.lower().endswith(".zip")]
+    if len(inner) != 1:
+        return work
+    inner_work = Path(tempfile.mkdtemp(prefix=".staging-", dir=dest))
+    try:
+        _extract_zip(work / inner[0], f"{inner[0]} (inside {source})", inner_work, limits, log)
+    except BaseException:
+        shutil.rmtree(inner_work, ignore_errors=True)
+        raise
+    shutil.rmtree(work)
+    others = len(files) - 1
+    beside = f"; the {others} other file(s) beside it were not graded" if others else ""
+    log.notes.append(Note("info", f"{source} held no code but one zip, {inner[0]}: graded the files inside it{beside}"))
+    return inner_work
+
+
+def _list_files(root: Path) -> list[str]:
+    found = []
+    for folder, _dirs, names in os.walk(root):
+        rel = Path(folder).relative_to(root)
+        found.extend((rel / name).as_posix() for name in names)
+    return sorted(found)
+
+
+class _SkipLog:
+    """Collects what was left out, without letting a hostile archive flood the report."""
+
+    def __init__(self) -> None:
+        self.notes: list[Note] = []
+        self.skipped = 0
+        self.junk = 0
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped += 1
+        if self.skipped <= _MAX_SKIP_NOTES:
+            self.notes.append(Note("warning", f"skipped {_shown(name)}: {reason}"))
+
+    def finish(self) -> list[Note]:
+        notes = list(self.notes)
+        if self.skipped > _MAX_SKIP_NOTES:
+            notes.append(Note("warning", f"skipped {self.skipped - _MAX_SKIP_NOTES} more entries for the same kinds of reasons"))
+        if self.junk:
+            notes.append(Note("info", f"ignored {self.junk} system or cache file(s) "
+                                      "(__MACOSX, .DS_Store, __pycache__, *.pyc, hidden files)"))
+        return notes
+
+
+class _Budget:
+    """Counts files and the bytes really written, so lying archive headers cannot pass the limits."""
+
+    def __init__(self, limits: IntakeLimits, source: str, verb: str) -> None:
+        self.limits = limits
+        self.source = source
+        self.subject = f"{source} {verb}"  # e.g. "hw4.zip expands to" / "the folder hw4 holds"
+        self.files = 0
+        self.total = 0
+
+    def count_file(self) -> None:
+        self.files += 1
+        if self.files > self.limits.max_files:
+            raise InputError(f"{self.subject} more than {self.limits.max_files} files; submit only your code and results")
+
+    def check_file_size(self, name: str, size: int) -> None:
+        if size > self.limits.max_file_bytes:
+            where = "" if name == self.source else f" in {self.source}"
+            raise InputError(f"{_shown(name)}{where} is larger than {_size(self.limits.max_file_bytes)}, "
+                             "the limit for one file; leave datasets and checkpoints out")
+
+    def count_bytes(self, name: str, file_bytes: int, added: int) -> None:
+        self.check_file_size(name, file_bytes)
+        self.total += added
+        if self.total > self.limits.max_total_bytes:
+            raise InputError(f"{self.subject} more than {_size(self.limits.max_total_bytes)} in all; "
+                             "leave datasets and checkpoints out")
+
+
+def _copy_stream(src, target: Path, name: str, budget: _Budget) -> None:
+    # O_EXCL and O_NOFOLLOW: never overwrite, and never write through a link.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        while chunk := src.read(_CHUNK):
+            written += len(chunk)
+            budget.count_bytes(name, written, len(chunk))
+            out.write(chunk)
+
+
+def _copy_regular_file(path: Path, target: Path, name: str, budget: _Budget) -> None:
+    # O_NONBLOCK so a file swapped for a FIFO cannot hang us; fstat proves what was opened.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            raise InputError(f"{_shown(name)} is not a regular file")
+        budget.check_file_size(name, os.fstat(src.fileno()).st_size)
+        _copy_stream(src, target, name, budget)
+
+
+def _is_junk(parts: list[str]) -> bool:
+    if any(p.startswith(".") or p.casefold() in _JUNK_COMPONENTS for p in parts):
+        return True
+    return parts[-1].lower().endswith(".pyc")
+
+
+def _unsafe_component(part: str) -> str | None:
+    """Why one path component cannot be used as a file name here, or None."""
+    if not part.isprintable():
+        return "its name contains control characters"
+    try:
+        encoded = part.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid text"
+    if len(encoded) > 255:
+        return "its name is too long"
+    return None
+
+
+def _shown(name: str) -> str:
+    # Names go into reports and terminals: escape anything that is not plainly printable.
+    return name if name.isprintable() else ascii(name)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1024 * _MB), ("MB", _MB), ("KB", 1024)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} bytes"
+
+
+# ----- zip archives ---------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """An entry that is skipped with a warning; the message says why."""
+
+
+def _extract_zip(archive: Path, source: str, work: Path, limits: IntakeLimits, log: _SkipLog) -> None:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except Exception as exc:  # zipfile raises many types on malformed input; all mean "unreadable"
+        raise InputError(f"cannot read {source} as a zip archive: {exc}") from None
+    budget = _Budget(limits, source, "expands to")
+    with zf:
+        for info in zf.infolist():
+            name = _entry_name(info)
+            try:
+                _extract_entry(zf, info, name, source, work, budget, log)
+            except _Refused as why:
+                log.skip(name, str(why))
+
+
+def _entry_name(info: zipfile.ZipInfo) -> str:
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        # Without the UTF-8 flag zipfile decodes as cp437, but many tools write UTF-8 anyway.
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except UnicodeError:
+            pass
+    return name
+
+
+def _extract_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source: str,
+                   work: Path, budget: _Budget, log: _SkipLog) -> None:
+    kind = _zip_entry_kind(info)
+    if kind == "dir":
+        return  # folders are created as files need them
+    parts = _entry_parts(name)
+    if not parts:
+        return
+    if _is_junk(parts):
+        log.junk += 1
+        return
+    if kind == "symlink":
+        raise _Refused("it is a symbolic link, which could point outside the submission")
+    if kind != "file":
+        raise _Refused("it is not a regular file")
+    if info.flag_bits & 0x1:
+        raise InputError(f"{source} is password-protected ({_shown(name)}); upload it without a password")
+    target = _make_parents(work, parts)
+    budget.count_file()
+    budget.check_file_size(name, info.file_size)  # early refusal; the real count comes while streaming
+    _write_entry(zf, info, name, source, target, budget)
+
+
+def _zip_entry_kind(info: zipfile.ZipInfo) -> str:
+    # The Unix mode sits in the high 16 bits of external_attr; zero means a DOS-style plain entry.
+    fmt = stat.S_IFMT(info.external_attr >> 16)
+    if fmt == stat.S_IFLNK:
+        return "symlink"
+    if info.is_dir() or fmt == stat.S_IFDIR:
+        return "dir"
+    if fmt in (0, stat.S_IFREG):
+        return "file"
+    return "other"
+
+
+def _entry_parts(name: str) -> list[str]:
+    """Split a stored entry name into safe path components, or refuse it."""
+    unified = name.replace("\\", "/")  # Windows tools write backslashes; treat them as separators
+    if unified.startswith("/"):
+        raise _Refused("it has an absolute path")
+    if _DRIVE.match(unified):
+        raise _Refused("it names a Windows drive")
+    parts = [p for p in unified.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _Refused("its path leads outside the submission folder (..)")
+    if len(unified.encode("utf-8", "replace")) > _MAX_PATH_BYTES:
+        raise _Refused("its path is too long")
+    for part in parts:
+        if reason := _unsafe_component(part):
+            raise _Refused(reason)
+    return parts
+
+
+def _make_parents(work: Path, parts: list[str]) -> Path:
+    folder = work
+    for part in parts[:-1]:
+        folder = folder / part
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError:
+            raise _Refused("its folder clashes with a file of the same name") from None
+        if folder.is_symlink() or not folder.is_dir():
+            raise _Refused("its folder clashes with a file of the same name")
+    target = folder / parts[-1]
+    if target.exists() or target.is_symlink():
+        raise _Refused("another entry has the same name")
+    return target
+
+
+def _write_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source: str,
+                 target: Path, budget: _Budget) -> None:
+    try:
+        with zf.open(info) as src:
+            _copy_stream(src, target, name, budget)
+    except InputError:
+        raise
+    except NotImplementedError as exc:
+        raise InputError(f"cannot read {_shown(name)} in {source}: {exc}; zip it again with a standard tool") from None
+    except OSError:
+        raise  # a problem of this machine (disk full), not of the archive
+    except Exception as exc:  # CRC mismatch, truncated or corrupt deflate data, bad local header
+        raise InputError(f"cannot read {_shown(name)} in {source}, the archive is damaged: {exc}") from None
+
+
+# ----- folders --------------------------------------------------------------------------
+
+
+def _copy_folder(folder: Path, source: str, work: Path, limits: IntakeLimits, log: _SkipLog) -> None:
+    budget = _Budget(limits, f"the folder {source}", "holds")
+    # The staging folder may lie inside the submission folder; never copy it into itself.
+    avoid = {os.path.realpath(work.parent)}
+    pending = [(folder, [])]  # an explicit stack: a deep tree must not exhaust recursion
+    while pending:
+        here, rel = pending.pop()
+        with os.scandir(here) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            parts = rel + [entry.name]
+            _copy_folder_entry(entry, parts, work, budget, log, avoid, pending)
+
+
+def _copy_folder_entry(entry: os.DirEntry, parts: list[str], work: Path, budget: _Budget,
+                       log: _SkipLog, avoid: set[str], pending: list) -> None:
+    name = "/".join(parts)
+    if reason := _unsafe_component(entry.name):
+        log.skip(name, reason)
+    elif _is_junk(parts):
+        log.junk += 1
+    elif entry.is_symlink():
+        log.skip(name, "it is a symbolic link; links are not followed")
+    elif entry.is_dir(follow_symlinks=False):
+        if os.path.realpath(entry.path) not in avoid:
+            (work / Path(*parts)).mkdir()
+            pending.append((Path(entry.path), parts))
+    elif entry.is_file(follow_symlinks=False):
+        budget.count_file()
+        _copy_regular_file(Path(entry.path), work / Path(*parts), name, budget)
+    else:
+        log.skip(name, "it is not a regular file")
+
+
+# --------------------------------------------------------------------------------------
+# Choosing the module to grade
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ModuleInfo:
+    path: str
+    defined: set[str]  # wanted symbols the module defines at top level
+    imported: set[str]  # wanted symbols it only imports by name
+    problem: str | None  # why it could not be parsed, in words for the student
+
+    @property
+    def available(self) -> set[str]:
+        return self.defined | self.imported
+
+    @property
+    def depth(self) -> int:
+        return self.path.count("/")
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def choose_module(staged: StagedSubmission, file_names: list[str], symbols: list[str]) -> ModuleChoice:
+    """Pick the .py file to grade: by accepted name first, else by the wanted symbols it provides."""
+    paths = [f for f in staged.files if f.endswith(".py")]
+    if not paths:
+        raise InputError(_no_python_message(staged))
+    modules = [_inspect_module(staged.root, p, set(symbols)) for p in paths]
+    chosen, notes = _choose(modules, file_names, symbols, staged.source)
+    if chosen.problem:
+        notes.append(Note("error", f"{chosen.path} {chosen.problem}; it cannot be imported as it is"))
+    notes.extend(_other_candidate_notes(chosen, modules, symbols))
+    return ModuleChoice(path=chosen.path, defines=_ordered(chosen.available, symbols), notes=notes)
+
+
+def _choose(modules: list[_ModuleInfo], file_names: list[str], symbols: list[str],
+            source: str) -> tuple[_ModuleInfo, list[Note]]:
+    named = _named_modules(modules, file_names)
+    if named:
+        return named[0], _name_notes(named[0], file_names)
+    providers = sorted((m for m in modules if m.available), key=_symbol_rank)
+    if providers:
+        return providers[0], [Note("warning", _renamed_text(providers[0], symbols, file_names))]
+    if len(modules) == 1:
+        only = modules[0]
+        handout = f"; the handout names the module {file_names[0]}" if file_names else ""
+        wanted = f"it defines none of {', '.join(symbols)}" if symbols else "it is the only Python file"
+        return only, [Note("warning", f"graded {only.path}, the only Python file: {wanted}{handout}")]
+    raise InputError(_nothing_found_message(modules, file_names, symbols, source))
+
+
+def _named_modules(modules: list[_ModuleInfo], file_names: list[str]) -> list[_ModuleInfo]:
+    # Case-insensitive: a student on Windows or macOS may not notice "CNN_trainer.py".
+    wanted = [n.casefold() for n in file_names]
+    ranked = [(wanted.index(m.basename.casefold()), m) for m in modules if m.basename.casefold() in wanted]
+    ranked.sort(key=lambda pair: (pair[0], pair[1].depth, -len(pair[1].available), pair[1].path))
+    return [m for _, m in ranked]
+
+
+def _symbol_rank(m: _ModuleInfo) -> tuple:
+    # Most wanted symbols first; a module that defines them beats one that only imports them.
+    return (-len(m.available), -len(m.defined), m.depth, m.path)
+
+
+def _name_notes(chosen: _ModuleInfo, file_names: list[str]) -> list[Note]:
+    expected = file_names[0]
+    if chosen.basename == expected:
+        return []
+    if chosen.basename.casefold() == expected.casefold():
+        return [Note("info", f"graded {chosen.path}; the handout spells the name {expected}")]
+    return [Note("info", f"graded {chosen.path}, an accepted name for the module the handout calls {expected}")]
+
+
+def _renamed_text(chosen: _ModuleInfo, symbols: list[str], file_names: list[str]) -> str:
+    parts = []
+    if chosen.defined:
+        parts.append(f"it defines {', '.join(_ordered(chosen.defined, symbols))}")
+    only_imported = chosen.imported - chosen.defined
+    if only_imported:
+        parts.append(f"it imports {', '.join(_ordered(only_imported, symbols))}")
+    handout = [f"the handout names the module {file_names[0]}"] if file_names else []
+    return f"graded {chosen.path}: " + "; ".join(parts + handout)
+
+
+def _other_candidate_notes(chosen: _ModuleInfo, modules: list[_ModuleInfo], symbols: list[str]) -> list[Note]:
+    others = sorted((m for m in modules if m is not chosen and m.available), key=_symbol_rank)
+    notes = []
+    for m in others[:_MAX_OTHER_NOTES]:
+        # A warning when the other file has something the graded one lacks: the student may
+        # have meant that file.
+        level = "warning" if m.available - chosen.available else "info"
+        notes.append(Note(level, f"also found {', '.join(_ordered(m.available, symbols))} in {m.path}; not graded"))
+    if len(others) > _MAX_OTHER_NOTES:
+        notes.append(Note("info", f"{len(others) - _MAX_OTHER_NOTES} more files also define wanted names; not graded"))
+    return notes
+
+
+def _ordered(names: set[str], symbols: list[str]) -> list[str]:
+    return [s for s in symbols if s in names]
+
+
+def _no_python_message(staged: StagedSubmission) -> str:
+    notebooks = [f for f in staged.files if f.lower().endswith(".ipynb")]
+    if notebooks:
+        return f"no Python file found in {staged.source} (only notebooks: {_listing(notebooks)})"
+    return f"no Python file found in {staged.source}"
+
+
+def _nothing_found_message(modules: list[_ModuleInfo], file_names: list[str], symbols: list[str], source: str) -> str:
+    looked = [f"{m.path} (unreadable)" if m.problem else m.path
+              for m in sorted(modules, key=lambda m: (m.depth, m.path))]
+    names = " or ".join(file_names) or "the handout's module name"
+    wanted = ", ".join(symbols) or "nothing"
+    return (f"cannot tell which file to grade in {source}: looked at {_listing(looked)}; "
+            f"none is named {names} or defines any of {wanted}")
+
+
+def _listing(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# ----- parsing --------------------------------------------------------------------------
+
+
+def _inspect_module(root: Path, path: str, wanted: set[str]) -> _ModuleInfo:
+    tree, problem = _parse(root / path)
+    defined: set[str] = set()
+    imported: set[str] = set()
+    if tree is not None:
+        _collect_top_level(tree.body, defined, imported)
+    return _ModuleInfo(path=path, defined=defined & wanted, imported=(imported - defined) & wanted, problem=problem)
+
+
+def _parse(file: Path) -> tuple[ast.Module | None, str | None]:
+    if file.stat().st_size > _MAX_PARSE_BYTES:
+        return None, f"is larger than {_size(_MAX_PARSE_BYTES)}, too large to inspect"
+    source = file.read_bytes()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings (invalid escapes) are not ours to print
+            return ast.parse(source, filename=file.name), None
+    except SyntaxError as exc:
+        return None, f"has a syntax error at line {exc.lineno}: {exc.msg}"
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return None, f"could not be parsed: {exc or type(exc).__name__}"
+
+
+def _collect_top_level(body: list[ast.stmt], defined: set[str], imported: set[str]) -> None:
+    """Names bound when the module is imported, including inside top-level if/try/with blocks."""
+    for node in body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                defined.update(_target_names(target))
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            defined.update(_target_names(node.target))
+        elif isinstance(node, ast.Import):
+            imported.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.update(a.asname or a.name for a in node.names if a.name != "*")
+        elif isinstance(node, ast.If):
+            # The body of `if __name__ == "__main__":` does not run on import.
+            if not _is_main_guard(node):
+                _collect_top_level(node.body, defined, imported)
+            _collect_top_level(node.orelse, defined, imported)
+        elif isinstance(node, (ast.Try, ast.TryStar)):
+            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                _collect_top_level(block, defined, imported)
+        elif isinstance(node, ast.With):
+            _collect_top_level(node.body, defined, imported)
+
+
+def _target_names(target: ast.expr) -> set[str]:
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return set().union(*(_target_names(t) for t in target.elts))
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return set()
+
+
+def _is_main_guard(node: ast.If) -> bool:
+    test = node.test
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    has_name = any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
+    has_main = any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides)
+    return has_name and has_main

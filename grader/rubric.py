@@ -1,0 +1,421 @@
+"""Rubrics: one TOML file per homework, loaded into typed, validated objects.
+
+A rubric names the module students submit, the models and functions to grade, the
+handout's layer tables (pasted as published), points and visibility. `Rubric.checks()`
+expands it into the flat, numbered list of checks every grade reports.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RubricError
+from .results import VISIBILITIES
+from .spectable import SpecRow, TableError, parse_table, with_num_classes
+
+MODEL_CHECK_KINDS = ("construct", "architecture", "forward", "gradients", "dropout", "training")
+TASK_KINDS = {"kernel_visualization": ("calls", "images")}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CHECK_ID = re.compile(r"^[a-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    import_seconds: float = 120
+    probe_seconds: float = 150
+    total_seconds: float = 900
+    memory_mb: int = 3000
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    batch: int = 8
+    steps: int = 6
+    lr: float = 1e-4
+    min_drop: float = 0.03  # relative fall of the eval-mode loss required
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    values: dict[str, Any]  # e.g. {"num_classes": 7}
+    visibility: str = "visible"
+
+    @property
+    def suffix(self) -> str:
+        return ".".join(f"{_short(k)}{v}" for k, v in self.values.items())
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.values.get("num_classes")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    symbol: str
+    part: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    input: tuple[int, ...]
+    variants: tuple[Variant, ...]
+    points: dict[str, float]
+    table_name: str = "the handout's table"
+    table: tuple[SpecRow, ...] | None = None
+    table_num_classes: int | None = None
+    hints: dict[str, str] = field(default_factory=dict)
+
+    def rows_for(self, variant: Variant) -> list[SpecRow]:
+        assert self.table is not None
+        if variant.num_classes is None or self.table_num_classes is None:
+            return list(self.table)
+        return with_num_classes(list(self.table), self.table_num_classes, variant.num_classes)
+
+    def call_for(self, variant: Variant) -> tuple[list[Any], dict[str, Any]]:
+        """Constructor arguments with "$name" placeholders filled from the variant."""
+        return _substitute(list(self.args), variant.values), _substitute(dict(self.kwargs), variant.values)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    kind: str
+    part: str
+    points: dict[str, float]
+    visibility: str
+    params: dict[str, Any]  # kind-specific settings, e.g. function/helper/model names
+
+
+@dataclass(frozen=True)
+class ManualItem:
+    id: str
+    part: str
+    name: str
+    points: float
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the grade: what is checked, for how many points, shown when."""
+
+    check_id: str
+    kind: str
+    part: str
+    number: str
+    name: str
+    points: float
+    visibility: str
+    model: ModelSpec | None = None
+    variant: Variant | None = None
+    task: TaskSpec | None = None
+    manual: ManualItem | None = None
+
+
+@dataclass(frozen=True)
+class Rubric:
+    id: str
+    title: str
+    handout: str
+    path: str
+    modules: tuple[str, ...]
+    parts: dict[str, str]
+    limits: Limits
+    training: TrainingSpec
+    models: tuple[ModelSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    manual: tuple[ManualItem, ...]
+
+    def symbols(self) -> list[str]:
+        names = [m.symbol for m in self.models]
+        for task in self.tasks:
+            names += [task.params[k] for k in ("function", "helper", "model") if k in task.params]
+        return list(dict.fromkeys(names))
+
+    def model(self, symbol: str) -> ModelSpec:
+        return next(m for m in self.models if m.symbol == symbol)
+
+    def checks(self) -> list[Check]:
+        by_part: dict[str, list[Check]] = {p: [] for p in self.parts}
+        for m in self.models:
+            for v in m.variants:
+                for kind in MODEL_CHECK_KINDS:
+                    if kind in m.points:
+                        check_id = f"{m.symbol.lower()}.{kind}" + (f".{v.suffix}" if v.suffix else "")
+                        by_part[m.part].append(Check(check_id, kind, m.part, "", _model_check_name(m, v, kind),
+                                                     m.points[kind], v.visibility, model=m, variant=v))
+        for t in self.tasks:
+            for kind, pts in t.points.items():
+                by_part[t.part].append(Check(f"{t.id}.{kind}", f"{t.kind}.{kind}", t.part, "",
+                                             _task_check_name(t, kind), pts, t.visibility, task=t))
+        for item in self.manual:
+            by_part[item.part].append(Check(f"manual.{item.id}", "manual", item.part, "", item.name, 0.0,
+                                            "visible", manual=item))
+        out = []
+        for p_index, part in enumerate(self.parts, start=1):
+            for c_index, check in enumerate(by_part[part], start=1):
+                out.append(_with_number(check, f"{p_index}.{c_index}"))
+        return out
+
+
+# ---------------------------------------------------------------- finding rubrics
+
+def rubric_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("DLGRADE_RUBRICS", "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parent.parent / "rubrics")  # a source checkout
+    return [d for d in dirs if d.is_dir()]
+
+
+def available() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in rubric_dirs():
+        for path in sorted(d.glob("*.toml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def load_rubric(assignment: str) -> Rubric:
+    paths = available()
+    if assignment not in paths:
+        known = ", ".join(sorted(paths)) or "none"
+        raise KeyError(f"unknown assignment {assignment!r} (known: {known})")
+    return load_rubric_file(paths[assignment])
+
+
+def load_rubric_file(path: Path | str) -> Rubric:
+    path = Path(path)
+    return _build(_read_with_bases(path, seen=()), str(path))
+
+
+# ---------------------------------------------------------------- reading and checking
+
+def _read_with_bases(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RubricError(str(path), "(file)", f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise RubricError(str(path), "(file)", f"cannot read: {exc.strerror}") from None
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or base in seen:
+        raise RubricError(str(path), "extends", f"cannot extend {base!r}")
+    base_path = path.with_name(f"{base}.toml")
+    if not base_path.exists():
+        raise RubricError(str(path), "extends", f"no rubric named {base!r} beside this file")
+    merged = _read_with_bases(base_path, seen + (path.stem,))
+    for key, value in data.items():
+        if key in ("model", "task", "manual"):
+            merged[key] = merged.get(key, []) + value  # a variant adds items to its base's lists
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+class _Reader:
+    """Typed access to one TOML table that reports the exact field on error."""
+
+    def __init__(self, path: str, where: str, data: Any, allowed: set[str]):
+        self.path, self.where, self.data = path, where, data
+        if not isinstance(data, dict):
+            self.fail("", "must be a table")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            self.fail(unknown[0], f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    def field(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where and name else (self.where or name)
+
+    def fail(self, name: str, reason: str):
+        raise RubricError(self.path, self.field(name), reason)
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., check=None) -> Any:
+        if name not in self.data:
+            if default is ...:
+                self.fail(name, "required field is missing")
+            return default
+        value = self.data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.fail(name, f"must be {names}, not {type(value).__name__}")
+        if check is not None:
+            problem = check(value)
+            if problem:
+                self.fail(name, problem)
+        return value
+
+
+def _visibility(value: str) -> str | None:
+    return None if value in VISIBILITIES else f"{value!r} is not one of {', '.join(VISIBILITIES)}"
+
+
+def _identifier(value: str) -> str | None:
+    return None if _IDENT.match(value) else f"{value!r} is not a Python name"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+def _points(path: str, where: str, value: Any, allowed: tuple[str, ...]) -> dict[str, float]:
+    r = _Reader(path, where, value, set(allowed))
+    pts = {k: r.get(k, float, check=lambda v: None if v >= 0 else "points cannot be negative") for k in value}
+    if not pts:
+        r.fail("", "names no checks")
+    return pts
+
+
+def _build(data: dict[str, Any], path: str) -> Rubric:
+    top = _Reader(path, "", data, {"schema", "id", "title", "handout", "submission", "limits", "parts",
+                                    "training", "model", "task", "manual"})
+    if top.get("schema", int) != 1:
+        top.fail("schema", "this grader reads schema 1")
+    rubric_id = top.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and .")
+    sub = _Reader(path, "submission", top.get("submission", dict), {"modules"})
+    modules = sub.get("modules", list, check=lambda v: None if v and all(isinstance(m, str) and m.endswith(".py") for m in v)
+                      else "must list module file names ending in .py")
+    parts = top.get("parts", dict, check=lambda v: None if v and all(isinstance(x, str) for x in v.values()) else "must map part letters to titles")
+
+    lim = _Reader(path, "limits", top.get("limits", dict, {}), {"import_seconds", "probe_seconds", "total_seconds", "memory_mb"})
+    limits = Limits(**{k: lim.get(k, float if k != "memory_mb" else int, getattr(Limits, k), check=_positive)
+                       for k in ("import_seconds", "probe_seconds", "total_seconds", "memory_mb")})
+    tr = _Reader(path, "training", top.get("training", dict, {}), {"batch", "steps", "lr", "min_drop", "seed"})
+    training = TrainingSpec(batch=tr.get("batch", int, 8, check=_positive), steps=tr.get("steps", int, 6, check=_positive),
+                            lr=tr.get("lr", float, 1e-4, check=_positive),
+                            min_drop=tr.get("min_drop", float, 0.03, check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+                            seed=tr.get("seed", int, 0))
+
+    def part_of(reader: _Reader) -> str:
+        return reader.get("part", str, check=lambda v: None if v in parts else f"{v!r} is not one of the [parts]: {', '.join(parts)}")
+
+    models = tuple(_model(path, f"model[{i}]", m, part_of) for i, m in enumerate(top.get("model", list, [])))
+    tasks = tuple(_task(path, f"task[{i}]", t, part_of) for i, t in enumerate(top.get("task", list, [])))
+    manual = []
+    for i, item in enumerate(top.get("manual", list, [])):
+        r = _Reader(path, f"manual[{i}]", item, {"id", "part", "name", "points"})
+        manual.append(ManualItem(r.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and ."),
+                                 part_of(r), r.get("name", str), r.get("points", float, check=_positive)))
+    if not models and not tasks:
+        top.fail("model", "a rubric needs at least one [[model]] or [[task]]")
+
+    rubric = Rubric(rubric_id, top.get("title", str), top.get("handout", str), path, tuple(modules), dict(parts),
+                    limits, training, models, tasks, tuple(manual))
+    seen: set[str] = set()
+    for check in rubric.checks():
+        if check.check_id in seen:
+            raise RubricError(path, "(checks)", f"two checks share the id {check.check_id!r}")
+        seen.add(check.check_id)
+    return rubric
+
+
+def _model(path: str, where: str, data: Any, part_of) -> ModelSpec:
+    r = _Reader(path, where, data, {"symbol", "part", "args", "kwargs", "input", "variants", "points", "table",
+                                    "table_name", "table_num_classes", "hints"})
+    symbol = r.get("symbol", str, check=_identifier)
+    part = part_of(r)
+    args = r.get("args", list, [])
+    kwargs = r.get("kwargs", dict, {})
+    shape = r.get("input", list, check=lambda v: None if v and all(isinstance(x, int) and x > 0 for x in v) else "must list positive sizes")
+    variants = []
+    for j, v in enumerate(r.get("variants", list, [{}])):
+        vr = _Reader(path, f"{where}.variants[{j}]", v, set(v) if isinstance(v, dict) else set())
+        vis = vr.get("visibility", str, "visible", check=_visibility)
+        values = {k: val for k, val in v.items() if k != "visibility"}
+        variants.append(Variant(values, vis))
+    needed = _placeholders(args) | _placeholders(kwargs)
+    for j, v in enumerate(variants):
+        missing = needed - set(v.values)
+        if missing:
+            raise RubricError(path, f"{where}.variants[{j}]", f"no value for ${sorted(missing)[0]} used in args")
+    points = _points(path, f"{where}.points", r.get("points", dict), MODEL_CHECK_KINDS)
+    table = table_nc = None
+    if "architecture" in points:
+        text = r.get("table", str)
+        try:
+            table = tuple(parse_table(text, tuple(shape)))
+        except TableError as exc:
+            raise RubricError(path, f"{where}.table", str(exc)) from None
+        if any(v.num_classes is not None for v in variants):
+            table_nc = r.get("table_num_classes", int, check=_positive)
+            if table[-1].shape[-1] != table_nc:
+                r.fail("table_num_classes", f"the table's last row has {table[-1].shape[-1]} outputs, not {table_nc}")
+    hints = r.get("hints", dict, {})
+    for k in hints:
+        if k not in MODEL_CHECK_KINDS:
+            raise RubricError(path, f"{where}.hints.{k}", f"not a check kind ({', '.join(MODEL_CHECK_KINDS)})")
+    return ModelSpec(symbol, part, tuple(args), kwargs, tuple(shape), tuple(variants), points,
+                     r.get("table_name", str, "the handout's table"), table, table_nc, hints)
+
+
+def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:
+    r = _Reader(path, where, data, {"id", "kind", "part", "points", "visibility", "function", "helper", "model", "num_classes"})
+    kind = r.get("kind", str, check=lambda v: None if v in TASK_KINDS else f"unknown task kind (known: {', '.join(TASK_KINDS)})")
+    params = {k: data[k] for k in ("function", "helper", "model", "num_classes") if k in data}
+    if kind == "kernel_visualization":
+        for key in ("function", "helper", "model"):
+            r.get(key, str, check=_identifier)
+        r.get("num_classes", int, check=_positive)
+    return TaskSpec(r.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and ."),
+                    kind, part_of(r), _points(path, f"{where}.points", r.get("points", dict), TASK_KINDS[kind]),
+                    r.get("visibility", str, "visible", check=_visibility), params)
+
+
+# ---------------------------------------------------------------- naming
+
+def _model_check_name(m: ModelSpec, v: Variant, kind: str) -> str:
+    who = m.symbol + (f" ({v.num_classes} classes)" if v.num_classes is not None else "")
+    return {
+        "construct": f"{who}: defined and builds from its constructor arguments",
+        "architecture": f"{who}: layers match {m.table_name}",
+        "forward": f"{who}: forward gives one finite score per class",
+        "gradients": f"{who}: every parameter gets a finite gradient",
+        "dropout": f"{who}: dropout is active in train mode and off in eval mode",
+        "training": f"{who}: a few training steps lower the loss",
+    }[kind]
+
+
+def _task_check_name(t: TaskSpec, kind: str) -> str:
+    if t.kind == "kernel_visualization":
+        fn, model = t.params["function"], t.params["model"]
+        return {
+            "calls": f"{fn} loads the checkpoint and visualizes all five conv layers of {model}",
+            "images": f"{fn} saves the kernel images",
+        }[kind]
+    return f"{t.id}: {kind}"
+
+
+def _with_number(check: Check, number: str) -> Check:
+    from dataclasses import replace
+
+    return replace(check, number=number)
+
+
+def _short(key: str) -> str:
+    return {"num_classes": "nc"}.get(key, key)
+
+
+def _placeholders(value: Any) -> set[str]:
+    if isinstance(value, str) and value.startswith("$"):
+        return {value[1:]}
+    if isinstance(value, dict):
+        return set().union(*(_placeholders(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_placeholders(v) for v in value)) if value else set()
+    return set()
+
+
+def _substitute(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, str) and value.startswith("$"):
+        return values[value[1:]]
+    if isinstance(value, dict):
+        return {k: _substitute(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, values) for v in value]
+    return value

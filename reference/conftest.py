@@ -1,0 +1,16 @@
+"""Test setup for the reference solutions.
+
+Each homework folder under reference/ is laid out like a student submission: plain
+modules, no __init__.py, imported by name (`import cnn_trainer`). Put those folders on
+sys.path so the tests import them the way the grader and `python cnn_trainer.py` do.
+"""
+import os
+import sys
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # no display here; must precede pyplot's import
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+for folder in ("cs1678_hw4",):
+    path = os.path.join(HERE, folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
