@@ -49,9 +49,9 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     started = time.monotonic()
     rubric = _rubric(assignment)
     checks = _select(rubric.checks(), options)
+    hidden = len(_select(rubric.checks(), dataclasses.replace(options, self_check=False))) - len(checks)
     report = GradeReport(assignment=rubric.id, title=rubric.title, submission=Path(submission).name,
-                         self_check=options.self_check,
-                         hidden_checks=len(rubric.checks()) - len(checks) if options.self_check else 0)
+                         self_check=options.self_check, hidden_checks=hidden if options.self_check else 0)
     device = _device(options.device)
     options = dataclasses.replace(options, isolation=choose_isolation(options.isolation, sys.executable))
     runs = _runs_root()
@@ -96,7 +96,7 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
         where = f" at {err['file']} line {err['line']}" if err.get("file") else ""
         report.note("warning", f"Importing {module} stopped{where} with {err['type']}: {err['message']}. "
                                "Only what was defined before that line was graded.")
-    for text in load.get("notes", []):
+    for text in facts.hazards:
         report.note("warning", text)
     report.student_output = runner.student_output()
     env = facts.environment
@@ -186,9 +186,10 @@ def _select(checks: list[Check], options: Options) -> list[Check]:
     if options.self_check:
         checks = [c for c in checks if c.visibility == "visible"]
     if options.only:
-        checks = [c for c in checks if any(fnmatch.fnmatchcase(c.check_id, p) for p in options.only)]
-        if not checks:
+        matching = [c for c in checks if any(fnmatch.fnmatchcase(c.check_id, p) for p in options.only)]
+        if not matching and not (options.self_check and checks):
             raise InputError(f"no check matches {', '.join(options.only)}")
+        checks = matching
     return checks
 
 

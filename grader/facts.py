@@ -28,6 +28,10 @@ class Facts:
     images: dict[str, list[str]] = field(default_factory=dict)  # task id -> artifact keys, in call order
     rejected_images: dict[str, list[str]] = field(default_factory=dict)  # task id -> why files were not shown
     artifacts: dict[str, bytes] = field(default_factory=dict)  # artifact key -> PNG bytes, validated
+    hazards: list[str] = field(default_factory=list)  # what the worker worked around, for the student
+
+    def add_hazards(self, notes: list[str]) -> None:
+        self.hazards += [n for n in notes if n not in self.hazards]
 
     def symbol(self, name: str) -> dict:
         if not self.load:

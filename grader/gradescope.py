@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import time
 import traceback
@@ -31,8 +32,11 @@ def run(root: Path, assignment: str | None = None, budget: float | None = None) 
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     assignment = assignment or _assignment(root)
-    budget = budget or float(os.environ.get("DLGRADE_TIME_BUDGET", DEFAULT_BUDGET))
+    budget = budget or _budget()
     try:
+        if assignment is None:
+            raise InputError(f"this autograder does not say which assignment it grades: {ASSIGNMENT_FILE} is "
+                             "missing from its source folder; rebuild it with `grade build-autograder ID`")
         total = min(load_rubric(assignment).limits.total_seconds, budget)
         options = api.Options(device="cpu", limits={"total_seconds": total},
                               hidden_paths=(str(root / "source"), str(results_dir),
@@ -40,24 +44,34 @@ def run(root: Path, assignment: str | None = None, budget: float | None = None) 
         report = api.grade(root / "submission", assignment, options)
     except (InputError, RubricError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
-        report = api.failure_report(assignment, "submission", message)
+        report = api.failure_report(assignment or "unknown", "submission", message)
     except BaseException:  # noqa: BLE001 - the one place that must never let go
         detail = traceback.format_exc(limit=8)
-        report = api.failure_report(assignment, "submission", "the grader failed: " + detail.splitlines()[-1],
-                                    grader_error=detail)
+        report = api.failure_report(assignment or "unknown", "submission",
+                                    "the grader failed: " + detail.splitlines()[-1], grader_error=detail)
     report.seconds = round(time.monotonic() - started, 2)
     paths = api.write_outputs(report, results_dir)
     return json.loads(paths["json"].read_text())
 
 
-def _assignment(root: Path) -> str:
+def _assignment(root: Path) -> str | None:
+    """The assignment this autograder grades: $DLGRADE_ASSIGNMENT, else the marker file in source/."""
     if os.environ.get("DLGRADE_ASSIGNMENT"):
         return os.environ["DLGRADE_ASSIGNMENT"]
     marker = root / "source" / ASSIGNMENT_FILE
     try:
-        return marker.read_text().strip()
-    except OSError:
-        return "unknown"
+        return marker.read_text(encoding="utf-8").strip() or None
+    except (OSError, ValueError):  # missing, a folder, or not text
+        return None
+
+
+def _budget() -> float:
+    """$DLGRADE_TIME_BUDGET seconds; a value that is not a positive number falls back to the default."""
+    try:
+        value = float(os.environ.get("DLGRADE_TIME_BUDGET", DEFAULT_BUDGET))
+    except ValueError:
+        return DEFAULT_BUDGET
+    return value if value > 0 else DEFAULT_BUDGET
 
 
 def build_zip(assignment: str, output: Path) -> tuple[Path, list[str]]:
@@ -80,7 +94,8 @@ def build_zip(assignment: str, output: Path) -> tuple[Path, list[str]]:
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries.items():
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = (0o755 if name in ("setup.sh", "run_autograder") else 0o644) << 16
+            info.create_system = 3  # Unix, so unzip restores the modes below
+            info.external_attr = (stat.S_IFREG | (0o755 if name in ("setup.sh", "run_autograder") else 0o644)) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, data)
     return output, sorted(entries)

@@ -91,6 +91,7 @@ class Runner:
                 detail += " (the time budget for the whole submission was running out)"
             self._symbol_crash[symbol] = detail
             return ProbeOutcome(crash=detail, crash_reason=crash.reason, seconds=timeout)
+        self.facts.add_hazards(reply.notes)
         outcome = ProbeOutcome(seconds=reply.seconds, peak_mb=reply.peak_mb)
         if reply.ok:
             outcome.result = reply.result
@@ -156,6 +157,7 @@ class Runner:
             else:
                 self.facts.load_problem = f"the grading process could not be restarted: {crash.detail}"
             return False
+        self.facts.add_hazards(reply.notes)
         if first:
             self.facts.load = reply.result if reply.ok else {"status": "failed", "error": reply.error, "symbols": {}}
             self.facts.load_seconds = reply.seconds

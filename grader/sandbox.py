@@ -56,6 +56,7 @@ class Reply:
     error: dict | None
     seconds: float
     peak_mb: float
+    notes: list[str] = field(default_factory=list)
 
 
 @functools.lru_cache(maxsize=None)
@@ -314,8 +315,9 @@ class Sandbox:
         result, error = message.get("result"), message.get("error")
         if not isinstance(result, dict):
             result = {}
+        notes = [str(n)[:500] for n in message.get("notes", []) if isinstance(n, str)][:20]
         return Reply(bool(message.get("ok")), result, error if isinstance(error, dict) else None,
-                     float(message.get("seconds", 0) or 0), float(message.get("peak_mb", 0) or 0))
+                     float(message.get("seconds", 0) or 0), float(message.get("peak_mb", 0) or 0), notes)
 
     def _fail_exited(self, what: str):
         self._proc.wait(timeout=5)
@@ -353,7 +355,7 @@ class Sandbox:
 
     def _environment(self, req_read: int, rep_write: int) -> dict[str, str]:
         tmp = str(self.run_dir / "tmp")
-        threads = str(self.config.threads) if self.config.threads else str(os.cpu_count() or 1)
+        threads = str(self.config.threads or effective_cpus())
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.run_dir / "home"),
@@ -369,7 +371,7 @@ class Sandbox:
             "PYTHONUNBUFFERED": "1",
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
-            "DLGRADE_THREADS": str(self.config.threads),
+            "DLGRADE_THREADS": threads,
             # Large tensors go back to the OS when freed, so one model's memory is not
             # still held while the next is built.
             "MALLOC_MMAP_THRESHOLD_": "65536",
@@ -430,23 +432,53 @@ class Sandbox:
                 return
 
     def _kill(self, proc: subprocess.Popen) -> None:
-        pids = _tree(proc.pid)
-        for sig_target in (lambda: os.killpg(proc.pid, signal.SIGKILL),):
-            try:
-                sig_target()
-            except (ProcessLookupError, PermissionError):
-                pass
-        for pid in pids:  # children that left the process group
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        """Descendants first, so bwrap sees its child die and exits, reaping everything;
+        then whatever is left of the process group, and (as nobody) anything that escaped."""
+        for pid in reversed(_tree(proc.pid)[1:]):
+            _signal(pid)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in _tree(proc.pid):
+            _signal(pid)
         if self.isolation == "user":
             _kill_all_of_nobody()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+
+def _signal(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def effective_cpus() -> int:
+    """CPUs this process may really use: its affinity, capped by a cgroup CPU quota
+    (a Gradescope container is a many-core host with a quota of half a CPU)."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None)):
+        try:
+            if parse:
+                quota, period = parse(Path(path).read_text())
+            else:
+                quota = Path(path).read_text().strip()
+                period = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
+            if quota not in ("max", "-1"):
+                count = min(count, max(1, -(-int(quota) // int(period))))
+            break
+        except (OSError, ValueError):
+            continue
+    return max(1, count)
 
 
 def _tree(root: int) -> list[int]:

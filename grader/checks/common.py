@@ -47,6 +47,12 @@ def unavailable(check: Check, facts: Facts, symbol: str, outcome: ProbeOutcome |
         return result(check, False, explain(load.get("error"), f"Importing {facts.module}"),
                       "Fix this first: no check can run until the module imports.")
     info = facts.symbol(symbol)
+    if info.get("kind") == "missing" and load.get("status") == "partial" and load.get("error"):
+        stopped = explain(load["error"], f"Importing {facts.module}")
+        if check.kind in PRIMARY_KINDS:
+            return result(check, False, f"{symbol} was never defined because the import stopped first. {stopped}",
+                          "Fix the import: the grader imports your module the way `import` does.")
+        return result(check, False, f"Not graded: {symbol} was never defined because the import stopped first.")
     if info.get("kind") == "missing":
         if check.kind in PRIMARY_KINDS:
             return result(check, False, f"{symbol} is not defined in {facts.module}.",

@@ -170,8 +170,8 @@ def gradients(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
                       "The loss must be computed from forward's output with gradients enabled.")
     problems = []
     if grads["missing"]:
-        problems.append(f"no gradient reached {_names(grads['missing'])}: is part of forward detached "
-                        "(.detach(), .data, torch.no_grad(), numpy)?")
+        problems.append(f"no gradient reached {_names(grads['missing'])} (is part of forward cut off from "
+                        "autograd by .detach(), .data, torch.no_grad() or numpy?)")
     if grads["frozen"]:
         problems.append(f"{_names(grads['frozen'])} cannot learn (requires_grad=False)")
     if grads["nonfinite"]:

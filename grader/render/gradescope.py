@@ -64,6 +64,8 @@ def _overview(report: GradeReport) -> str:
     lines = [f"**{report.title}**: {report.score:g} / {report.max_score:g} points from the autograder."]
     if report.manual_points:
         lines.append(f"{report.manual_points:g} more points are graded by course staff.")
+    if report.self_check:
+        lines.append(f"This is a **self-check**: only the public checks ran; {report.hidden_checks} more run at grading time.")
     if report.graded_files:
         lines.append(f"Graded file: `{report.graded_files[0]}`.")
     if report.grader_error:

@@ -144,8 +144,10 @@ def summary(report: GradeReport, *, color: bool = False, out_dir: str | None = N
         else:
             state = f"{passed}/{len(auto)} checks passed, {failed} failed"
             lines.append(f"{paint(name, 'bold')}: {paint(state, 'fail')} ({part_points})")
-            shown = checks
+            shown = [c for c in checks if c.status is not Status.PASSED]  # the passes are in the report
         lines += _listing(shown, points_width, paint)
+        if failed and passed:
+            lines.append(paint(f"  ({_plural(passed, 'other check')} passed; see the report)", "dim"))
 
     if out_dir:
         lines.append("")

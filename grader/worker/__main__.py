@@ -84,6 +84,7 @@ def main() -> None:
             from .failures import describe
 
             reply = {"id": request["id"], "ok": False, "error": describe(exc, request.get("op", "?"))}
+        reply["notes"] = list(compat.HAZARDS.notes)  # workarounds so far, e.g. CUDA sent to the CPU
         reply["seconds"] = round(time.time() - t0, 3)
         reply["peak_mb"] = round(_peak_mb(), 1)
         sys.stdout.flush()

@@ -203,12 +203,13 @@ def _train(model, symbol, input, classes, dev, training, result):
             h.remove()
     params = dict(model.named_parameters())
     used_names = {n for n, p in params.items() if id(p) in used} if losses else set()
+    in_order = list(params)  # the model's own order reads best in messages
     result["gradients"] = {
         "total": len(params),
-        "missing": sorted(n for n in used_names if n not in got and params[n].requires_grad),
-        "frozen": sorted(n for n in used_names if not params[n].requires_grad),
-        "nonfinite": sorted(nonfinite),
-        "unused": sorted(set(params) - used_names),
+        "missing": [n for n in in_order if n in used_names and n not in got and params[n].requires_grad],
+        "frozen": [n for n in in_order if n in used_names and not params[n].requires_grad],
+        "nonfinite": [n for n in in_order if n in nonfinite],
+        "unused": [n for n in in_order if n not in used_names],
     }
     after = eval_loss() if losses and math.isfinite(losses[-1]) else float("nan")
     result["training"] = {"before": before, "after": after, "losses": losses, "classes": classes,

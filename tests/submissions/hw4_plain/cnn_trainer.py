@@ -5,6 +5,7 @@ import os
 import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from absl import app, flags
 
 FLAGS = flags.FLAGS
@@ -53,7 +54,7 @@ class AlexNetLargeKernel(nn.Module):
     def __init__(self, configs):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 96, kernel_size=21, stride=8, padding=1),
+            nn.Conv2d(3, 96, kernel_size=21, stride=8, padding=1),  # LK1
             nn.ReLU(inplace=True),
             nn.Conv2d(96, 256, kernel_size=7, stride=2, padding=2),
             nn.ReLU(inplace=True),
@@ -71,10 +72,10 @@ class AlexNetLargeKernel(nn.Module):
             nn.Dropout(p=0.5),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
-            nn.Linear(4096, configs['num_classes']),
+            nn.Linear(4096, configs['num_classes']),  # LKFC3
         )
 
-    def forward(self, x):
+    def forward(self, x):  # LKFORWARD
         x = self.features(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
