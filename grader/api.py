@@ -10,7 +10,6 @@ import fnmatch
 import glob
 import json
 import os
-import pwd
 import shutil
 import sys
 import tempfile
@@ -77,8 +76,6 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
          run_root: Path, device: str, options: Options, started: float) -> None:
     sandbox_dir = run_root / "sandbox"
     shutil.copytree(staged_root, sandbox_dir / "submission", symlinks=True)
-    if options.isolation == "user":
-        _hand_to_nobody(run_root, sandbox_dir)
     limits = dataclasses.replace(rubric.limits, **options.limits)
     rubric = dataclasses.replace(rubric, limits=limits)
     config = SandboxConfig(memory_mb=limits.memory_mb, threads=options.threads, isolation=options.isolation,
@@ -219,15 +216,6 @@ def _runs_root() -> Path:
     root = Path(tempfile.gettempdir()) / f"dlgrade-runs-{os.getuid()}"
     root.mkdir(mode=0o700, exist_ok=True)
     return root
-
-
-def _hand_to_nobody(run_root: Path, sandbox_dir: Path) -> None:
-    """In user isolation the worker runs as nobody: it may enter, not list, the runs folder."""
-    user = pwd.getpwnam("nobody")
-    for folder in (run_root.parent, run_root):
-        os.chmod(folder, 0o711)
-    for path in [sandbox_dir, *sandbox_dir.rglob("*")]:
-        os.lchown(path, user.pw_uid, user.pw_gid)
 
 
 def _hidden_paths(options: Options) -> list[str]:

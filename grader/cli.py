@@ -40,15 +40,16 @@ def main(ctx: click.Context, list_: bool) -> None:
     whatever the score; 2 when the input cannot be graded; 1 when the grader itself failed.
     """
     if list_:
+        width = max((len(a) for a in available()), default=0) + 2
         for assignment, path in sorted(available().items()):
             try:
                 rubric = load_rubric(assignment)
             except RubricError as exc:
-                click.echo(f"{assignment:<16} (rubric error: {exc})")
+                click.echo(f"{assignment:<{width}}(rubric error: {exc})")
                 continue
             auto = sum(c.points for c in rubric.checks())
             manual = sum(m.points for m in rubric.manual)
-            click.echo(f"{assignment:<16} {rubric.title}  [{auto:g} automatic + {manual:g} by staff = {auto + manual:g} points]")
+            click.echo(f"{assignment:<{width}}{rubric.title}  [{auto:g} automatic + {manual:g} by staff = {auto + manual:g} points]")
         return
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())

@@ -67,6 +67,7 @@ class ModelSpec:
     table: tuple[SpecRow, ...] | None = None
     table_num_classes: int | None = None
     hints: dict[str, str] = field(default_factory=dict)
+    training: TrainingSpec | None = None  # this model's own smoke-test settings, if it needs them
 
     def rows_for(self, variant: Variant) -> list[SpecRow]:
         assert self.table is not None
@@ -286,16 +287,12 @@ def _build(data: dict[str, Any], path: str) -> Rubric:
     lim = _Reader(path, "limits", top.get("limits", dict, {}), {"import_seconds", "probe_seconds", "total_seconds", "memory_mb"})
     limits = Limits(**{k: lim.get(k, float if k != "memory_mb" else int, getattr(Limits, k), check=_positive)
                        for k in ("import_seconds", "probe_seconds", "total_seconds", "memory_mb")})
-    tr = _Reader(path, "training", top.get("training", dict, {}), {"batch", "steps", "lr", "min_drop", "seed"})
-    training = TrainingSpec(batch=tr.get("batch", int, 8, check=_positive), steps=tr.get("steps", int, 6, check=_positive),
-                            lr=tr.get("lr", float, 1e-4, check=_positive),
-                            min_drop=tr.get("min_drop", float, 0.03, check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
-                            seed=tr.get("seed", int, 0))
+    training = _training(path, "training", top.get("training", dict, {}), TrainingSpec())
 
     def part_of(reader: _Reader) -> str:
         return reader.get("part", str, check=lambda v: None if v in parts else f"{v!r} is not one of the [parts]: {', '.join(parts)}")
 
-    models = tuple(_model(path, f"model[{i}]", m, part_of) for i, m in enumerate(top.get("model", list, [])))
+    models = tuple(_model(path, f"model[{i}]", m, part_of, training) for i, m in enumerate(top.get("model", list, [])))
     tasks = tuple(_task(path, f"task[{i}]", t, part_of) for i, t in enumerate(top.get("task", list, [])))
     manual = []
     for i, item in enumerate(top.get("manual", list, [])):
@@ -315,9 +312,18 @@ def _build(data: dict[str, Any], path: str) -> Rubric:
     return rubric
 
 
-def _model(path: str, where: str, data: Any, part_of) -> ModelSpec:
+def _training(path: str, where: str, data: Any, base: TrainingSpec) -> TrainingSpec:
+    tr = _Reader(path, where, data, {"batch", "steps", "lr", "min_drop", "seed"})
+    return TrainingSpec(
+        batch=tr.get("batch", int, base.batch, check=_positive), steps=tr.get("steps", int, base.steps, check=_positive),
+        lr=tr.get("lr", float, base.lr, check=_positive),
+        min_drop=tr.get("min_drop", float, base.min_drop, check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+        seed=tr.get("seed", int, base.seed))
+
+
+def _model(path: str, where: str, data: Any, part_of, training: TrainingSpec) -> ModelSpec:
     r = _Reader(path, where, data, {"symbol", "part", "args", "kwargs", "input", "variants", "points", "table",
-                                    "table_name", "table_num_classes", "hints"})
+                                    "table_name", "table_num_classes", "hints", "training"})
     symbol = r.get("symbol", str, check=_identifier)
     part = part_of(r)
     args = r.get("args", list, [])
@@ -350,8 +356,9 @@ def _model(path: str, where: str, data: Any, part_of) -> ModelSpec:
     for k in hints:
         if k not in MODEL_CHECK_KINDS:
             raise RubricError(path, f"{where}.hints.{k}", f"not a check kind ({', '.join(MODEL_CHECK_KINDS)})")
+    own = _training(path, f"{where}.training", r.get("training", dict), training) if "training" in data else None
     return ModelSpec(symbol, part, tuple(args), kwargs, tuple(shape), tuple(variants), points,
-                     r.get("table_name", str, "the handout's table"), table, table_nc, hints)
+                     r.get("table_name", str, "the handout's table"), table, table_nc, hints, own)
 
 
 def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:

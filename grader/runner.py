@@ -183,7 +183,7 @@ class Runner:
                              "seed": self.rubric.training.seed}, f"building and tracing {who}"
         return "behaviour", {"symbol": symbol, "args": args, "kwargs": kwargs, "input": list(model.input),
                              "num_classes": variant.num_classes, "device": self.device,
-                             "training": dataclasses.asdict(self.rubric.training)}, f"running and training {who}"
+                             "training": dataclasses.asdict(model.training or self.rubric.training)}, f"running and training {who}"
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

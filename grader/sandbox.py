@@ -65,7 +65,7 @@ def bwrap_works() -> bool:
     if not exe:
         return False
     try:
-        probe = subprocess.run([exe, *_BWRAP_BASE, "--", "/bin/true"], capture_output=True, timeout=20)
+        probe = subprocess.run([exe, *_BWRAP_BASE, *_BWRAP_USER, "--", "/bin/true"], capture_output=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
@@ -100,6 +100,7 @@ def choose_isolation(requested: str, python: str) -> str:
 
 _BWRAP_BASE = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
                "--die-with-parent", "--cap-drop", "ALL"]
+_BWRAP_USER = ["--uid", "65534", "--gid", "65534"]
 
 
 def _drop_to(uid: int, gid: int):
@@ -217,6 +218,8 @@ class Sandbox:
         self.log_path = run_dir / "worker.log"
         for sub in ("home", "tmp"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        if self.isolation == "user":
+            _hand_to_nobody(run_dir)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -400,7 +403,7 @@ class Sandbox:
 
     def _bwrap_prefix(self) -> list[str]:
         run = str(self.run_dir)
-        args = [shutil.which("bwrap"), *_BWRAP_BASE, "--uid", "65534", "--gid", "65534"]
+        args = [shutil.which("bwrap"), *_BWRAP_BASE, *_BWRAP_USER]
         for path in self.config.hidden_paths:
             if os.path.isdir(path):
                 args += ["--tmpfs", path]
@@ -508,6 +511,16 @@ def _rss_kb(pid: int) -> int:
             return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def _hand_to_nobody(run_dir: Path) -> None:
+    """The worker runs as nobody: it owns the run folder, and may pass through (not list)
+    the folders above it, up to the private runs folder."""
+    user = pwd.getpwnam("nobody")
+    for folder in (run_dir.parent, run_dir.parent.parent):
+        os.chmod(folder, 0o711)
+    for path in [run_dir, *run_dir.rglob("*")]:
+        os.lchown(path, user.pw_uid, user.pw_gid)
 
 
 def _kill_all_of_nobody() -> None:

@@ -1,60 +1,9 @@
-"""Shared helpers: build submissions from the plain one, grade them, find checks."""
+"""Fixtures for tests/; the helpers themselves live in gradekit.py."""
 from __future__ import annotations
-
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-from grader import api
-from grader.results import GradeReport, Status
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-PLAIN = HERE / "submissions" / "hw4_plain" / "cnn_trainer.py"
-FUNCTIONAL = HERE / "submissions" / "hw4_functional"
-TEMPLATE = REPO / "student_template" / "cs1678_hw4"
-REFERENCE = REPO / "reference" / "cs1678_hw4"
-
-
-def plain_source() -> str:
-    return PLAIN.read_text()
-
-
-def mutate(source: str, *replacements: tuple[str, str]) -> str:
-    """Apply replacements, failing loudly if one does not apply (a test must test something)."""
-    for old, new in replacements:
-        assert source.count(old) == 1, f"expected exactly one {old!r} in the submission"
-        source = source.replace(old, new)
-    return source
-
-
-def write_submission(folder: Path, source: str, name: str = "cnn_trainer.py") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(source)
-    return folder
-
-
-def grade(path: Path, *only: str, **options) -> GradeReport:
-    return api.grade(path, "cs1678-hw4", api.Options(device="cpu", only=tuple(only), **options))
-
-
-def by_id(report: GradeReport) -> dict:
-    return {c.check_id: c for c in report.checks}
-
-
-def failed_ids(report: GradeReport) -> set[str]:
-    return {c.check_id for c in report.checks if c.status is Status.FAILED}
-
-
-def require_env(flag: str, available: bool, reason: str):
-    """Skip when a tool is missing, unless CI says it must be there (then fail)."""
-    if available:
-        return
-    if os.environ.get(flag) == "1":
-        pytest.fail(f"{reason}, and {flag}=1 says it must be available")
-    pytest.skip(reason)
+from gradekit import require_env
 
 
 @pytest.fixture
@@ -63,7 +12,3 @@ def bwrap_required():
 
     require_env("DLGRADE_REQUIRE_BWRAP", bwrap_works(), "bubblewrap is not usable on this machine")
 
-
-@pytest.fixture(scope="session")
-def chromium() -> str | None:
-    return shutil.which("chromium")

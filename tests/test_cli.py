@@ -21,7 +21,12 @@ from grader import __version__
 from grader.cli import main
 from grader.rubric import load_rubric
 
-from conftest import REPO, TEMPLATE
+from gradekit import REPO, TEMPLATE
+
+from grader.rubric import available as _available
+
+# What `grade` says of an assignment it does not know: it names the ones it does.
+UNKNOWN = f"unknown assignment 'cs9999-nope' (known: {', '.join(sorted(_available()))})"
 
 ASSIGNMENT = "cs1678-hw4"
 SCHEMA = json.loads((REPO / "grader" / "render" / "gradescope-results.schema.json").read_text())
@@ -172,7 +177,7 @@ def _no_python(tmp_path: Path) -> Path:
 UNUSABLE = {
     # name: (make the submission, extra options, what the one line on stderr and the results say)
     "unknown-assignment": (lambda tmp: TEMPLATE, ["--assignment", "cs9999-nope"],
-                           "unknown assignment 'cs9999-nope' (known: cs1678-hw4)"),
+                           UNKNOWN),
     "not-a-zip": (_not_a_zip, [], "cannot read hw4.zip as a zip archive"),
     "no-python-file": (_no_python, [], "no Python file found in hw4"),
     "missing-path": (lambda tmp: tmp / "does-not-exist", [], "submission not found: "),
@@ -222,7 +227,7 @@ def test_unknown_assignment_from_a_real_process(tmp_path):
     proc = subprocess.run([str(GRADE), str(TEMPLATE), "-a", "cs9999-nope", "-o", str(out)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr == "grade: unknown assignment 'cs9999-nope' (known: cs1678-hw4)\n"
+    assert proc.stderr == f"grade: {UNKNOWN}\n"
     assert proc.stdout == ""
     assert "unknown assignment 'cs9999-nope'" in load_results(out)["output"]
 
@@ -230,7 +235,7 @@ def test_unknown_assignment_from_a_real_process(tmp_path):
 def test_build_autograder_for_an_unknown_assignment_exits_2(tmp_path):
     result = invoke("build-autograder", "cs9999-nope", "-o", tmp_path / "ag.zip")
     assert result.exit_code == 2
-    assert result.stderr.strip() == "grade: unknown assignment 'cs9999-nope' (known: cs1678-hw4)"
+    assert result.stderr.strip() == f"grade: {UNKNOWN}"
     assert not (tmp_path / "ag.zip").exists()
 
 

@@ -27,7 +27,10 @@ from grader import gradescope
 from grader.cli import main
 from grader.rubric import available, load_rubric
 
-from conftest import REPO, TEMPLATE
+from gradekit import REPO, TEMPLATE
+
+# What `grade` says of an assignment it does not know: it names the ones it does.
+UNKNOWN = f"unknown assignment 'cs9999-nope' (known: {', '.join(sorted(available()))})"
 
 ASSIGNMENT = "cs1678-hw4"
 FILES = REPO / "grader" / "gradescope_files"
@@ -248,6 +251,7 @@ _sp.Popen([_sys.executable, "-c", "import json, time; time.sleep(1); "
            "open(%r, 'w').write(json.dumps(%r))" % ({results!r}, _FAKE)],
           start_new_session=True, stdout=_sp.DEVNULL, stderr=_sp.DEVNULL)
 import atexit
+
 atexit.register(_plant, {results!r})
 '''
 
@@ -292,7 +296,7 @@ def test_entrypoint_with_an_unknown_assignment_marker_explains(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = validated(root / "results" / "results.json")
     assert results["score"] == 0 and results["tests"] == []
-    assert "unknown assignment 'cs9999-nope' (known: cs1678-hw4)" in results["output"]
+    assert UNKNOWN in results["output"]
     assert results["extra_data"]["assignment"] == "cs9999-nope"
 
 

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from conftest import FUNCTIONAL, TEMPLATE, by_id, failed_ids, grade, mutate, plain_source, write_submission
+from gradekit import FUNCTIONAL, TEMPLATE, by_id, failed_ids, grade, mutate, plain_source, write_submission
 from grader.results import Status
 
 LK_FORWARD = '''    def forward(self, x):  # LKFORWARD

@@ -79,3 +79,14 @@ def test_rubrics_in_the_repository_all_load():
     assert "cs1678-hw4" in available()
     for name in available():
         load_rubric(name)
+
+
+def test_a_model_can_have_its_own_training_settings(tmp_path):
+    rubric = load_rubric("cs1678-hw4-extended")
+    tiny = rubric.model("AlexNetTiny")
+    assert tiny.training.lr == 3e-4 and tiny.training.steps == rubric.training.steps == 6
+    assert rubric.model("AlexNet").training is None
+    bad = GOOD.replace('points = { construct = 0.5,', 'training = { lr = -1 }\npoints = { construct = 0.5,', 1)
+    with pytest.raises(RubricError) as info:
+        load_rubric_file(write(tmp_path, bad))
+    assert (info.value.field, info.value.reason) == ("model[0].training.lr", "must be positive")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, by_id, grade, mutate, plain_source, write_submission
+from gradekit import REPO, by_id, grade, mutate, plain_source, write_submission
 from grader import api
 from grader.results import Status
 

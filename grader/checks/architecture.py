@@ -56,7 +56,7 @@ class Found:
         place = self.where
         if self.module:
             attr = "self." + ".".join(f"[{p}]" if p.isdigit() else p for p in self.module.split(".")).replace(".[", "[")
-            place = f"{place} ({attr})" if place else attr
+            place = f"{place}, {attr}" if place else attr
         return place
 
 

@@ -31,6 +31,22 @@ def _not_built(check: Check, facts: Facts) -> CheckResult | None:
     return None
 
 
+def _measured(check: Check, facts: Facts, key: str, what: str, hint: str = "") -> tuple[dict | None, CheckResult | None]:
+    """The behaviour probe's `key` section for this check, or the failed result that stands
+    in for it: the probe did not run, the model was not built, or the code raised first."""
+    outcome = _behaviour(facts, check)
+    problem = unavailable(check, facts, check.model.symbol, outcome) or _not_built(check, facts)
+    if problem:
+        return None, problem
+    section = outcome.result.get(key)
+    if section is not None:
+        return section, None
+    error = outcome.result.get("error") or {}
+    if key in ("gradients", "training") and error.get("stage") == "forward":
+        return None, result(check, False, "Not graded: forward did not run (see the forward check).")
+    return None, result(check, False, explain(error, what), hint)
+
+
 def construct(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     symbol = check.model.symbol
     outcome = _trace(facts, check)
@@ -109,14 +125,9 @@ def _architecture_hint(diff, expected, table_classes, num_classes) -> str:
 
 def forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     model, variant = check.model, check.variant
-    outcome = _behaviour(facts, check)
-    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    fwd, problem = _measured(check, facts, "forward", f"{model.symbol}.forward")
     if problem:
         return problem
-    res = outcome.result
-    fwd = res.get("forward")
-    if fwd is None:
-        return result(check, False, explain(res.get("error"), f"{model.symbol}.forward"))
     shape = fwd["shape"]
     want = [2, variant.num_classes] if variant.num_classes is not None else None
     batch = f"[2, {', '.join(map(str, model.input))}]"
@@ -134,13 +145,9 @@ def forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
 
 def dropout(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     model = check.model
-    outcome = _behaviour(facts, check)
-    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    drop, problem = _measured(check, facts, "dropout", f"{model.symbol}.forward")
     if problem:
         return problem
-    drop = outcome.result.get("dropout")
-    if drop is None:
-        return result(check, False, explain(outcome.result.get("error"), f"{model.symbol}.forward"))
     rows = [r.name for r in (model.table or ()) if r.type == "Dropout"]
     named = " and ".join(rows) if rows else "dropout"
     if not drop["train_differs"]:
@@ -156,18 +163,10 @@ def dropout(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
 
 def gradients(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     model = check.model
-    outcome = _behaviour(facts, check)
-    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    grads, problem = _measured(check, facts, "gradients", f"A training step of {model.symbol}",
+                               "The loss must be computed from forward's output with gradients enabled.")
     if problem:
         return problem
-    res = outcome.result
-    grads = res.get("gradients")
-    if grads is None:
-        error = res.get("error") or {}
-        if error.get("stage") == "forward":
-            return result(check, False, "Not graded: forward did not run (see the forward check).")
-        return result(check, False, explain(error, f"A training step of {model.symbol}"),
-                      "The loss must be computed from forward's output with gradients enabled.")
     problems = []
     if grads["missing"]:
         problems.append(f"no gradient reached {_names(grads['missing'])} (is part of forward cut off from "
@@ -187,17 +186,9 @@ def gradients(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
 
 def training(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     model = check.model
-    outcome = _behaviour(facts, check)
-    problem = unavailable(check, facts, model.symbol, outcome) or _not_built(check, facts)
+    tr, problem = _measured(check, facts, "training", f"Training {model.symbol}")
     if problem:
         return problem
-    res = outcome.result
-    tr = res.get("training")
-    if tr is None:
-        error = res.get("error") or {}
-        if error.get("stage") == "forward":
-            return result(check, False, "Not graded: forward did not run (see the forward check).")
-        return result(check, False, explain(error, f"Training {model.symbol}"))
     before, after = number(tr["before"]), number(tr["after"])
     losses = [number(x) for x in tr["losses"]]
     setting = f"{tr['steps']} training steps on one fixed batch of {tr['batch']} images"
@@ -205,7 +196,7 @@ def training(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
         bad = next((i for i, x in enumerate(losses) if x != x or abs(x) == float("inf")), len(losses))
         return result(check, False, f"The training loss became NaN or infinite at step {bad + 1} of {setting}.",
                       "Look for operations that overflow, and at how weights are initialised.")
-    need = rubric.training.min_drop
+    need = (model.training or rubric.training).min_drop
     drop = (before - after) / before if before > 0 else 0.0
     curve = ", ".join(f"{x:.3f}" for x in losses)
     if drop < need:
