@@ -22,7 +22,7 @@ from .checks import evaluate
 from .errors import InputError, RubricError
 from .render.gradescope import to_results
 from .render.html import render_html
-from .results import Artifact, CheckResult, GradeReport, Note, Status
+from .results import Artifact, CheckResult, GradeReport, Status
 from .rubric import Check, Rubric, load_rubric
 from .runner import Runner
 from .sandbox import SandboxConfig, choose_isolation

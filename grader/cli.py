@@ -84,12 +84,11 @@ def grade_submission(submission: Path, assignment: str, out: Path, device: str, 
                                              grader_error=detail), out)
         click.echo(f"grade: internal error, see {out / 'results.json'}\n{detail}", err=True)
         sys.exit(1)
-    paths = api.write_outputs(report, out)
+    api.write_outputs(report, out)
     use_color = sys.stdout.isatty() if color is None else color
     click.echo(summary(report, color=use_color, out_dir=str(out)))
     if report.grader_error:
         sys.exit(1)
-    del paths
 
 
 @main.command("build-autograder")

@@ -18,7 +18,7 @@ import stat
 import tempfile
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import InputError
@@ -413,6 +413,7 @@ class _ModuleInfo:
     defined: set[str]  # wanted symbols the module defines at top level
     imported: set[str]  # wanted symbols it only imports by name
     problem: str | None  # why it could not be parsed, in words for the student
+    sources: set[str] = field(default_factory=set)  # modules it imports from, e.g. {"alexnet", "torch.nn"}
 
     @property
     def available(self) -> set[str]:
@@ -492,6 +493,10 @@ def _renamed_text(chosen: _ModuleInfo, symbols: list[str], file_names: list[str]
 def _other_candidate_notes(chosen: _ModuleInfo, modules: list[_ModuleInfo], symbols: list[str]) -> list[Note]:
     others = sorted((m for m in modules if m is not chosen and m.available), key=_symbol_rank)
     notes = []
+    helpers = [m for m in others if _imports_from(chosen, m)]
+    for m in helpers:  # the graded module takes these from there: that file is graded too
+        notes.append(Note("info", f"{chosen.path} imports {', '.join(_ordered(m.available, symbols))} from {m.path}"))
+    others = [m for m in others if m not in helpers]
     for m in others[:_MAX_OTHER_NOTES]:
         # A warning when the other file has something the graded one lacks: the student may
         # have meant that file.
@@ -500,6 +505,11 @@ def _other_candidate_notes(chosen: _ModuleInfo, modules: list[_ModuleInfo], symb
     if len(others) > _MAX_OTHER_NOTES:
         notes.append(Note("info", f"{len(others) - _MAX_OTHER_NOTES} more files also define wanted names; not graded"))
     return notes
+
+
+def _imports_from(chosen: _ModuleInfo, other: _ModuleInfo) -> bool:
+    dotted = other.path[:-3].replace("/", ".")
+    return any(src == dotted or dotted.endswith("." + src) or src.endswith("." + dotted) for src in chosen.sources)
 
 
 def _ordered(names: set[str], symbols: list[str]) -> list[str]:
@@ -534,9 +544,11 @@ def _inspect_module(root: Path, path: str, wanted: set[str]) -> _ModuleInfo:
     tree, problem = _parse(root / path)
     defined: set[str] = set()
     imported: set[str] = set()
+    sources: set[str] = set()
     if tree is not None:
-        _collect_top_level(tree.body, defined, imported)
-    return _ModuleInfo(path=path, defined=defined & wanted, imported=(imported - defined) & wanted, problem=problem)
+        _collect_top_level(tree.body, defined, imported, sources)
+    return _ModuleInfo(path=path, defined=defined & wanted, imported=(imported - defined) & wanted, problem=problem,
+                       sources=sources)
 
 
 def _parse(file: Path) -> tuple[ast.Module | None, str | None]:
@@ -553,8 +565,9 @@ def _parse(file: Path) -> tuple[ast.Module | None, str | None]:
         return None, f"could not be parsed: {exc or type(exc).__name__}"
 
 
-def _collect_top_level(body: list[ast.stmt], defined: set[str], imported: set[str]) -> None:
-    """Names bound when the module is imported, including inside top-level if/try/with blocks."""
+def _collect_top_level(body: list[ast.stmt], defined: set[str], imported: set[str], sources: set[str]) -> None:
+    """Names bound when the module is imported, including inside top-level if/try/with blocks,
+    and the modules those imports come from."""
     for node in body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             defined.add(node.name)
@@ -565,18 +578,21 @@ def _collect_top_level(body: list[ast.stmt], defined: set[str], imported: set[st
             defined.update(_target_names(node.target))
         elif isinstance(node, ast.Import):
             imported.update(a.asname or a.name.split(".")[0] for a in node.names)
+            sources.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.update(a.asname or a.name for a in node.names if a.name != "*")
+            if node.module:
+                sources.add(node.module)
         elif isinstance(node, ast.If):
             # The body of `if __name__ == "__main__":` does not run on import.
             if not _is_main_guard(node):
-                _collect_top_level(node.body, defined, imported)
-            _collect_top_level(node.orelse, defined, imported)
+                _collect_top_level(node.body, defined, imported, sources)
+            _collect_top_level(node.orelse, defined, imported, sources)
         elif isinstance(node, (ast.Try, ast.TryStar)):
             for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
-                _collect_top_level(block, defined, imported)
+                _collect_top_level(block, defined, imported, sources)
         elif isinstance(node, ast.With):
-            _collect_top_level(node.body, defined, imported)
+            _collect_top_level(node.body, defined, imported, sources)
 
 
 def _target_names(target: ast.expr) -> set[str]:

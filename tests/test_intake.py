@@ -548,3 +548,17 @@ def test_zip_entry_whose_header_claims_too_much_is_refused_before_reading(tmp_pa
     patch_entry(archive, "weights.bin", file_size=5000)
     with pytest.raises(InputError, match="weights.bin in hw4.zip is larger than 1000 bytes"):
         stage(archive, tmp_path / "dest", IntakeLimits(max_file_bytes=1000))
+
+
+def test_classes_imported_from_a_sibling_module_are_not_other_candidates(tmp_path):
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "alexnet.py").write_text("class AlexNet:\n    pass\n")
+    (folder / "cnn_trainer.py").write_text("from alexnet import AlexNet\n")
+    (folder / "old_copy.py").write_text("class AlexNet:\n    pass\n")
+    choice = choose_module(stage(folder, tmp_path / "dest"), ["cnn_trainer.py"], ["AlexNet"])
+    assert choice.path == "cnn_trainer.py"
+    texts = [n.text for n in choice.notes]
+    assert "cnn_trainer.py imports AlexNet from alexnet.py" in texts
+    assert "also found AlexNet in old_copy.py; not graded" in texts
+    assert not any("alexnet.py; not graded" in t for t in texts)

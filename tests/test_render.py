@@ -461,8 +461,8 @@ def test_terminal_summary_shows_failures_and_compacts_passes():
     assert lines[i + 4] == "          ... 2 more lines in the full report"
     assert lines[i + 5].startswith("          Hint: Compare your nn.Sequential")
     assert "Part D: 2 checks graded by course staff, pending (6 points)" in lines
-    assert "  [TODO]   - / 4  Q1: why do the learned conv1 kernels look like edge detectors?  (graded by course staff)" in lines
-    assert any("[TODO]" in ln and "Q2" in ln for ln in lines)
+    assert "  [STAFF]   - / 4  Q1: why do the learned conv1 kernels look like edge detectors?  (graded by course staff)" in lines
+    assert any("[STAFF]" in ln and "Q2" in ln for ln in lines)
     assert lines[-2:] == ["Results:      grade-out/results.json", "Report:       grade-out/report.html"]
     assert "\x1b" not in text
 
@@ -476,7 +476,7 @@ def test_terminal_colour_only_when_asked_and_data_cannot_inject_escapes():
     assert "\\x1b[2J\\x1b[32mlooks fine\\x1b[0m\\x0dcarriage" in plain
     coloured = summary(report, color=True)
     assert "\x1b[31m[FAIL]\x1b[0m" in coloured and "\x1b[2m  (" in coloured
-    assert "\x1b[33m[TODO]\x1b[0m" in coloured
+    assert "\x1b[33m[STAFF]\x1b[0m" in coloured
     assert "\x1b[2J" not in coloured  # the submission's own escape stays defused
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
 

@@ -17,7 +17,7 @@ HINT_LINES = 2
 LINE_CHARS = 200  # longer lines are cut (the full text is in report.html)
 INDENT = " " * 10
 
-_TAG = {Status.PASSED: "[PASS]", Status.FAILED: "[FAIL]", Status.MANUAL: "[TODO]"}
+_TAG = {Status.PASSED: "[PASS]", Status.FAILED: "[FAIL]", Status.MANUAL: "[STAFF]"}
 _COLOR = {
     "pass": "32",  # green
     "fail": "31",  # red
