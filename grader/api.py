@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__, intake
+from . import __version__, discovery, intake
 from .checks import evaluate
 from .errors import InputError, RubricError
 from .render.gradescope import to_results
@@ -57,7 +57,7 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     run_root = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
     try:
         staged = intake.stage(Path(submission), run_root / "intake")
-        choice = intake.choose_module(staged, list(rubric.modules), rubric.symbols())
+        choice = discovery.choose_module(staged, list(rubric.modules), rubric.symbols())
         report.submission = staged.source
         report.graded_files = [choice.path]
         report.notes += staged.notes + choice.notes

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from grader.errors import InputError
-from grader.intake import IntakeLimits, StagedSubmission, choose_module, stage
+from grader.discovery import choose_module
+from grader.intake import IntakeLimits, StagedSubmission, stage
 
 ALEXNET_SYMBOLS = ["AlexNet", "AlexNetLargeKernel", "AlexNetAvgPooling", "analyze_model_kernels"]
 MODULE_NAMES = ["cnn_trainer.py", "trainer.py"]
