@@ -17,14 +17,14 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__, discovery, intake
+from . import __version__, discovery, intake, notebooks
 from .checks import evaluate
 from .errors import InputError, RubricError
 from .render.gradescope import to_results
 from .render.html import render_html
-from .results import Artifact, CheckResult, GradeReport, Status
+from .results import Artifact, CheckResult, GradeReport, Note, Status
 from .rubric import Check, Rubric, load_rubric
-from .runner import Runner
+from .runner import LineMap, Runner
 from .sandbox import SandboxConfig, choose_isolation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,12 +57,12 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     run_root = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
     try:
         staged = intake.stage(Path(submission), run_root / "intake")
-        choice = discovery.choose_module(staged, list(rubric.modules), rubric.symbols())
+        plan = plan_modules(rubric, staged)
         report.submission = staged.source
-        report.graded_files = [choice.path]
-        report.notes += staged.notes + choice.notes
+        report.graded_files = [plan.displays.get(m["module"], m["module"]) for m in plan.modules]
+        report.notes += staged.notes + plan.notes
         try:
-            _run(report, rubric, checks, staged.root, choice.path, run_root, device, options, started)
+            _run(report, rubric, checks, staged.root, plan, run_root, device, options, started)
         except Exception:
             _fail_report(report, checks, "".join(traceback.format_exc(limit=6)))
     finally:
@@ -72,7 +72,93 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     return report
 
 
-def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: Path, module: str,
+@dataclasses.dataclass
+class ModulePlan:
+    """Which files to import for which symbols, and how to name them to the student."""
+
+    modules: list[dict]  # [{"module": path, "symbols": [...]}], in import order
+    displays: dict[str, str]  # module path -> the student's own file name (a notebook for its generated module)
+    line_maps: dict[str, LineMap]  # generated module -> its notebook's cells
+    unresolved: dict[str, str]  # symbol -> why no file provides it
+    notes: list[Note]
+
+
+def plan_modules(rubric: Rubric, staged) -> ModulePlan:
+    """Convert notebooks, then choose a file for each of the rubric's groups.
+
+    A group no file satisfies costs only its own checks; input without any usable Python
+    is an InputError."""
+    converted = notebooks.convert_staged(staged)
+    displays = {c.module: c.notebook for c in converted}
+    line_maps = {c.module: LineMap(tuple(map(tuple, c.line_map))) for c in converted}
+    notes = [n for c in converted for n in c.notes]
+    modules: dict[str, list[str]] = {}
+    unresolved: dict[str, str] = {}
+    first_error: InputError | None = None
+    for group in rubric.module_groups():
+        names = [_generated_name(n, converted) for n in group.names]
+        try:
+            choice = discovery.choose_module(staged, names, list(group.symbols))
+        except InputError as exc:
+            first_error = first_error or exc
+            for symbol in group.symbols:
+                unresolved[symbol] = f"no file in the submission provides {symbol} (the handout's file is {group.names[0]})"
+            notes.append(Note("warning", f"Nothing in the submission provides {', '.join(group.symbols)}: {exc}"))
+            continue
+        notes += [Note(n.level, _with_displays(n.text, displays)) for n in choice.notes]
+        assigned = {s: choice.path for s in group.symbols}
+        # Students split code across files: take what the chosen file lacks from where it is defined.
+        missing = [s for s in group.symbols if s not in choice.defines]
+        while missing:
+            try:
+                other = discovery.choose_module(staged, [], missing)
+            except InputError:
+                break
+            found = [s for s in missing if s in other.defines]
+            if other.path == choice.path or not found:
+                break
+            for symbol in found:
+                assigned[symbol] = other.path
+            notes.append(Note("info", f"{', '.join(found)} taken from {displays.get(other.path, other.path)}, where "
+                                      f"{'it is' if len(found) == 1 else 'they are'} defined."))
+            missing = [s for s in missing if s not in found]
+        for symbol, path in assigned.items():
+            if symbol not in modules.setdefault(path, []):
+                modules[path].append(symbol)
+    if not modules:
+        raise first_error or InputError("no Python file or notebook found")
+    used = {displays.get(m, m) for m in modules}
+    notes = [n for n in notes if not any(f"in {u}; not graded" in n.text for u in used)]
+    return ModulePlan([{"module": m, "symbols": s} for m, s in modules.items()], displays, line_maps, unresolved,
+                      _unique(notes))
+
+
+def _generated_name(name: str, converted) -> str:
+    """A rubric names notebooks; discovery looks at the modules generated from them."""
+    if not name.endswith(".ipynb"):
+        return name
+    for c in converted:
+        if Path(c.notebook).name.lower() == name.lower():
+            return Path(c.module).name
+    return name
+
+
+def _with_displays(text: str, displays: dict[str, str]) -> str:
+    for module, notebook in displays.items():
+        text = text.replace(module, notebook)
+    return text
+
+
+def _unique(notes: list[Note]) -> list[Note]:
+    seen, out = set(), []
+    for note in notes:
+        if (note.level, note.text) not in seen:
+            seen.add((note.level, note.text))
+            out.append(note)
+    return out
+
+
+def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: Path, plan: ModulePlan,
          run_root: Path, device: str, options: Options, started: float) -> None:
     sandbox_dir = run_root / "sandbox"
     shutil.copytree(staged_root, sandbox_dir / "submission", symlinks=True)
@@ -81,18 +167,21 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
     config = SandboxConfig(memory_mb=limits.memory_mb, threads=options.threads, isolation=options.isolation,
                            device="cuda" if device in ("cuda", "auto") else "cpu",
                            hidden_paths=_hidden_paths(options))
-    runner = Runner(rubric, sandbox_dir / "submission", module, sandbox_dir, config, device,
-                    deadline=started + limits.total_seconds)
+    runner = Runner(rubric, sandbox_dir / "submission", plan.modules, sandbox_dir, config, device,
+                    deadline=started + limits.total_seconds, displays=plan.displays, line_maps=plan.line_maps,
+                    unresolved=plan.unresolved)
     facts = runner.collect(checks)
     report.checks = [evaluate(c, facts, rubric) for c in checks]
     for key, data in facts.artifacts.items():
         report.artifacts[key] = Artifact("image/png", data, caption=Path(key).name)
-    load = facts.load or {}
-    if load.get("status") == "partial" and load.get("error"):
-        err = load["error"]
-        where = f" at {err['file']} line {err['line']}" if err.get("file") else ""
-        report.note("warning", f"Importing {module} stopped{where} with {err['type']}: {err['message']}. "
-                               "Only what was defined before that line was graded.")
+    for rel, loaded in (facts.load or {}).get("modules", {}).items():
+        name = plan.displays.get(rel, rel)
+        err = loaded.get("error")
+        if loaded.get("status") == "partial" and err:
+            report.note("warning", f"Importing {name} stopped{_place(err)} with {err['type']}: {err['message']}. "
+                                   "Only what was defined before that line was graded.")
+        for skipped in loaded.get("skipped", []):
+            report.note("info", f"{name}: {_skipped_text(skipped, plan.line_maps.get(rel))}")
     for text in facts.hazards:
         report.note("warning", text)
     report.student_output = runner.student_output()
@@ -107,6 +196,22 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
         report.note("warning", "The submission ran with process isolation only (no bubblewrap, not root): "
                                "its code could read files this user can read. Install bubblewrap for grading untrusted code.")
     report.timings = _timings(facts, checks)
+
+
+def _place(err: dict) -> str:
+    if not err.get("file"):
+        return ""
+    if err.get("cell"):
+        return f" at {err['file']} cell {err['cell']}, line {err['line']}"
+    return f" at {err['file']} line {err['line']}"
+
+
+def _skipped_text(item: dict, line_map: LineMap | None) -> str:
+    cell, line = item.get("cell"), item.get("line")
+    where = f"cell {cell}, line {line}" if cell else f"line {line}"
+    code = str(item.get("code", "")).strip()
+    why = f"{item.get('type', 'error')}: {item.get('message', '')}".strip()
+    return f"{where} (`{code[:80]}`) was not run while grading: {why}"
 
 
 def _timings(facts, checks: list[Check]) -> dict:

@@ -17,8 +17,8 @@ class ProbeOutcome:
 
 @dataclass
 class Facts:
-    module: str  # the graded file, relative to the submission
-    load: dict | None = None  # what the loader reported: status, error, symbols, notes
+    module: str  # the first graded file, as the student knows it (a notebook's own name)
+    load: dict | None = None  # what the loader reported: status, error, modules, symbols, notes
     load_problem: str | None = None  # the module could not be loaded at all, in words
     probes: dict[tuple, ProbeOutcome] = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
@@ -29,11 +29,24 @@ class Facts:
     rejected_images: dict[str, list[str]] = field(default_factory=dict)  # task id -> why files were not shown
     artifacts: dict[str, bytes] = field(default_factory=dict)  # artifact key -> PNG bytes, validated
     hazards: list[str] = field(default_factory=list)  # what the worker worked around, for the student
+    source_findings: dict[str, list[dict] | None] = field(default_factory=dict)  # cell -> built-ins in its source
 
     def add_hazards(self, notes: list[str]) -> None:
         self.hazards += [n for n in notes if n not in self.hazards]
+
+    displays: dict[str, str] = field(default_factory=dict)  # module path -> the name the student knows
+    unresolved: dict[str, str] = field(default_factory=dict)  # symbol -> why no file was found for it
 
     def symbol(self, name: str) -> dict:
         if not self.load:
             return {"kind": "unknown"}
         return self.load.get("symbols", {}).get(name, {"kind": "missing"})
+
+    def module_of(self, name: str) -> dict:
+        """The load result of the module a symbol comes from: status, error, name."""
+        rel = self.symbol(name).get("module")
+        return (self.load or {}).get("modules", {}).get(rel, {}) if rel else {}
+
+    def file_of(self, name: str) -> str:
+        rel = self.symbol(name).get("module")
+        return self.displays.get(rel, rel) if rel else self.module

@@ -18,7 +18,19 @@ from .results import VISIBILITIES
 from .spectable import SpecRow, TableError, parse_table, with_num_classes
 
 MODEL_CHECK_KINDS = ("construct", "architecture", "forward", "gradients", "dropout", "training")
-TASK_KINDS = {"kernel_visualization": ("calls", "images")}
+# Task parameters that name something the submission defines.
+SYMBOL_PARAMS = ("function", "helper", "model", "symbol", "cell")
+CELL_CHECK_KINDS = ("contract", "parameters", "builtins", "behaviour", "memory")
+CELL_FAMILIES = ("gru", "lstm", "peephole", "coupled")
+# Each task kind: the checks it can award points to, and its parameters with their types.
+TASK_KINDS = {
+    "kernel_visualization": (("calls", "images"),
+                             {"function": "name", "helper": "name", "model": "name", "num_classes": "int"}),
+    "sentiment_model": (("forward", "last_token"), {"symbol": "name", "cell": "name"}),
+    "next_char_model": (("forward", "continuation"), {"symbol": "name", "cell": "name"}),
+    "text_generator": (("text", "sampling", "seeded"),
+                       {"function": "name", "model": "name", "length": "int", "start": "strings"}),
+}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_ID = re.compile(r"^[a-z0-9_.-]+$")
 
@@ -81,6 +93,23 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class CellSpec:
+    """A recurrent cell students write: graded on behaviour, since no table describes it."""
+
+    symbol: str
+    part: str
+    family: str  # gru | lstm | peephole | coupled: which state it carries and what counts are right
+    params: int  # parameter count at input 128, hidden 100, bias=True
+    deviations: dict[int, str]  # other counts a known variant gives, and what that variant is
+    points: dict[str, float]
+    visibility: str = "visible"
+
+    @property
+    def has_cell_state(self) -> bool:
+        return self.family != "gru"
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     id: str
     kind: str
@@ -99,6 +128,15 @@ class ManualItem:
 
 
 @dataclass(frozen=True)
+class ModuleGroup:
+    """One file the submission should contain: its accepted names (the handout's first;
+    .py or .ipynb) and the symbols the rubric takes from it."""
+
+    names: tuple[str, ...]
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Check:
     """One line of the grade: what is checked, for how many points, shown when."""
 
@@ -113,6 +151,7 @@ class Check:
     variant: Variant | None = None
     task: TaskSpec | None = None
     manual: ManualItem | None = None
+    cell: CellSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -121,19 +160,29 @@ class Rubric:
     title: str
     handout: str
     path: str
-    modules: tuple[str, ...]
+    groups: tuple[ModuleGroup, ...]
     parts: dict[str, str]
     limits: Limits
     training: TrainingSpec
     models: tuple[ModelSpec, ...]
     tasks: tuple[TaskSpec, ...]
     manual: tuple[ManualItem, ...]
+    cells: tuple[CellSpec, ...] = ()
 
     def symbols(self) -> list[str]:
-        names = [m.symbol for m in self.models]
+        names = [m.symbol for m in self.models] + [c.symbol for c in self.cells]
         for task in self.tasks:
-            names += [task.params[k] for k in ("function", "helper", "model") if k in task.params]
+            names += [v for k, v in task.params.items() if k in SYMBOL_PARAMS]
         return list(dict.fromkeys(names))
+
+    def module_groups(self) -> list[ModuleGroup]:
+        """Every symbol in exactly one group: the groups as written, with symbols no group
+        names added to the first."""
+        listed = {s for g in self.groups for s in g.symbols}
+        rest = tuple(s for s in self.symbols() if s not in listed)
+        groups = list(self.groups)
+        groups[0] = ModuleGroup(groups[0].names, groups[0].symbols + rest)
+        return groups
 
     def model(self, symbol: str) -> ModelSpec:
         return next(m for m in self.models if m.symbol == symbol)
@@ -147,6 +196,11 @@ class Rubric:
                         check_id = f"{m.symbol.lower()}.{kind}" + (f".{v.suffix}" if v.suffix else "")
                         by_part[m.part].append(Check(check_id, kind, m.part, "", _model_check_name(m, v, kind),
                                                      m.points[kind], v.visibility, model=m, variant=v))
+        for c in self.cells:
+            for kind in CELL_CHECK_KINDS:
+                if kind in c.points:
+                    by_part[c.part].append(Check(f"{c.symbol.lower()}.{kind}", f"cell.{kind}", c.part, "",
+                                                 _cell_check_name(c, kind), c.points[kind], c.visibility, cell=c))
         for t in self.tasks:
             for kind, pts in t.points.items():
                 by_part[t.part].append(Check(f"{t.id}.{kind}", f"{t.kind}.{kind}", t.part, "",
@@ -209,7 +263,7 @@ def _read_with_bases(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
         raise RubricError(str(path), "extends", f"no rubric named {base!r} beside this file")
     merged = _read_with_bases(base_path, seen + (path.stem,))
     for key, value in data.items():
-        if key in ("model", "task", "manual"):
+        if key in ("model", "task", "manual", "cell"):
             merged[key] = merged.get(key, []) + value  # a variant adds items to its base's lists
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
@@ -275,13 +329,11 @@ def _points(path: str, where: str, value: Any, allowed: tuple[str, ...]) -> dict
 
 def _build(data: dict[str, Any], path: str) -> Rubric:
     top = _Reader(path, "", data, {"schema", "id", "title", "handout", "submission", "limits", "parts",
-                                    "training", "model", "task", "manual"})
+                                    "training", "model", "task", "manual", "cell"})
     if top.get("schema", int) != 1:
         top.fail("schema", "this grader reads schema 1")
     rubric_id = top.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and .")
-    sub = _Reader(path, "submission", top.get("submission", dict), {"modules"})
-    modules = sub.get("modules", list, check=lambda v: None if v and all(isinstance(m, str) and m.endswith(".py") for m in v)
-                      else "must list module file names ending in .py")
+    groups = _groups(path, top.get("submission", dict))
     parts = top.get("parts", dict, check=lambda v: None if v and all(isinstance(x, str) for x in v.values()) else "must map part letters to titles")
 
     lim = _Reader(path, "limits", top.get("limits", dict, {}), {"import_seconds", "probe_seconds", "total_seconds", "memory_mb"})
@@ -294,22 +346,46 @@ def _build(data: dict[str, Any], path: str) -> Rubric:
 
     models = tuple(_model(path, f"model[{i}]", m, part_of, training) for i, m in enumerate(top.get("model", list, [])))
     tasks = tuple(_task(path, f"task[{i}]", t, part_of) for i, t in enumerate(top.get("task", list, [])))
+    cells = tuple(_cell(path, f"cell[{i}]", c, part_of) for i, c in enumerate(top.get("cell", list, [])))
     manual = []
     for i, item in enumerate(top.get("manual", list, [])):
         r = _Reader(path, f"manual[{i}]", item, {"id", "part", "name", "points"})
         manual.append(ManualItem(r.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and ."),
                                  part_of(r), r.get("name", str), r.get("points", float, check=_positive)))
-    if not models and not tasks:
-        top.fail("model", "a rubric needs at least one [[model]] or [[task]]")
+    if not models and not tasks and not cells:
+        top.fail("model", "a rubric needs at least one [[model]], [[cell]] or [[task]]")
 
-    rubric = Rubric(rubric_id, top.get("title", str), top.get("handout", str), path, tuple(modules), dict(parts),
-                    limits, training, models, tasks, tuple(manual))
+    rubric = Rubric(rubric_id, top.get("title", str), top.get("handout", str), path, groups, dict(parts),
+                    limits, training, models, tasks, tuple(manual), cells)
     seen: set[str] = set()
     for check in rubric.checks():
         if check.check_id in seen:
             raise RubricError(path, "(checks)", f"two checks share the id {check.check_id!r}")
         seen.add(check.check_id)
     return rubric
+
+
+def _file_names(value: Any) -> str | None:
+    ok = value and all(isinstance(m, str) and m.endswith((".py", ".ipynb")) for m in value)
+    return None if ok else "must list file names ending in .py or .ipynb"
+
+
+def _groups(path: str, data: Any) -> tuple[ModuleGroup, ...]:
+    """`modules = [...]` for one file holding everything, or `[[submission.group]]` entries."""
+    sub = _Reader(path, "submission", data, {"modules", "group"})
+    if ("modules" in data) == ("group" in data):
+        sub.fail("", "give either `modules` (one file) or `[[submission.group]]` entries")
+    if "modules" in data:
+        return (ModuleGroup(tuple(sub.get("modules", list, check=_file_names)), ()),)
+    groups = []
+    for i, item in enumerate(sub.get("group", list)):
+        g = _Reader(path, f"submission.group[{i}]", item, {"names", "symbols"})
+        symbols = g.get("symbols", list, check=lambda v: None if v and all(isinstance(x, str) and _IDENT.match(x) for x in v)
+                        else "must list Python names")
+        groups.append(ModuleGroup(tuple(g.get("names", list, check=_file_names)), tuple(symbols)))
+    if not groups:
+        sub.fail("group", "needs at least one group")
+    return tuple(groups)
 
 
 def _training(path: str, where: str, data: Any, base: TrainingSpec) -> TrainingSpec:
@@ -362,16 +438,34 @@ def _model(path: str, where: str, data: Any, part_of, training: TrainingSpec) ->
 
 
 def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:
-    r = _Reader(path, where, data, {"id", "kind", "part", "points", "visibility", "function", "helper", "model", "num_classes"})
-    kind = r.get("kind", str, check=lambda v: None if v in TASK_KINDS else f"unknown task kind (known: {', '.join(TASK_KINDS)})")
-    params = {k: data[k] for k in ("function", "helper", "model", "num_classes") if k in data}
-    if kind == "kernel_visualization":
-        for key in ("function", "helper", "model"):
-            r.get(key, str, check=_identifier)
-        r.get("num_classes", int, check=_positive)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in TASK_KINDS:
+        raise RubricError(path, f"{where}.kind", f"unknown task kind {kind!r} (known: {', '.join(TASK_KINDS)})")
+    point_kinds, param_types = TASK_KINDS[kind]
+    r = _Reader(path, where, data, {"id", "kind", "part", "points", "visibility"} | set(param_types))
+    checks = {"name": lambda: r.get(name, str, check=_identifier), "int": lambda: r.get(name, int, check=_positive),
+              "strings": lambda: r.get(name, list, check=lambda v: None if v and all(isinstance(x, str) and x for x in v)
+                                       else "must list non-empty strings")}
+    params = {}
+    for name, kind_of in param_types.items():
+        params[name] = checks[kind_of]()
     return TaskSpec(r.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and ."),
-                    kind, part_of(r), _points(path, f"{where}.points", r.get("points", dict), TASK_KINDS[kind]),
+                    kind, part_of(r), _points(path, f"{where}.points", r.get("points", dict), point_kinds),
                     r.get("visibility", str, "visible", check=_visibility), params)
+
+
+def _cell(path: str, where: str, data: Any, part_of) -> CellSpec:
+    r = _Reader(path, where, data, {"symbol", "part", "family", "params", "deviations", "points", "visibility"})
+    deviations = {}
+    for key, text in r.get("deviations", dict, {}).items():
+        if not key.isdigit() or not isinstance(text, str):
+            raise RubricError(path, f"{where}.deviations.{key}", "use `count = \"what that variant is\"`")
+        deviations[int(key)] = text
+    return CellSpec(r.get("symbol", str, check=_identifier), part_of(r),
+                    r.get("family", str, check=lambda v: None if v in CELL_FAMILIES else f"not one of {', '.join(CELL_FAMILIES)}"),
+                    r.get("params", int, check=_positive), deviations,
+                    _points(path, f"{where}.points", r.get("points", dict), CELL_CHECK_KINDS),
+                    r.get("visibility", str, "visible", check=_visibility))
 
 
 # ---------------------------------------------------------------- naming
@@ -388,6 +482,17 @@ def _model_check_name(m: ModelSpec, v: Variant, kind: str) -> str:
     }[kind]
 
 
+def _cell_check_name(c: CellSpec, kind: str) -> str:
+    state = "(h, c)" if c.has_cell_state else "h"
+    return {
+        "contract": f"{c.symbol}: builds as {c.symbol}(input_size, hidden_size, bias=False) and steps with state {state}",
+        "parameters": f"{c.symbol}: {c.params:,} parameters at input 128, hidden 100, bias=True, and count_parameters agrees",
+        "builtins": f"{c.symbol}: written from scratch, without torch's built-in recurrent cells",
+        "behaviour": f"{c.symbol}: gates behave as the equations say",
+        "memory": f"{c.symbol}: learns to recall a token seen many steps earlier",
+    }[kind]
+
+
 def _task_check_name(t: TaskSpec, kind: str) -> str:
     if t.kind == "kernel_visualization":
         fn, model = t.params["function"], t.params["model"]
@@ -395,7 +500,17 @@ def _task_check_name(t: TaskSpec, kind: str) -> str:
             "calls": f"{fn} loads the checkpoint and visualizes all five conv layers of {model}",
             "images": f"{fn} saves the kernel images",
         }[kind]
-    return f"{t.id}: {kind}"
+    p = t.params
+    names = {
+        "sentiment_model": {"forward": f"{p.get('symbol')} gives two scores per review",
+                            "last_token": f"{p.get('symbol')} reads each review's last real token, whatever the padding"},
+        "next_char_model": {"forward": f"{p.get('symbol')} predicts scores over the vocabulary and returns its state",
+                            "continuation": f"{p.get('symbol')} continues from a passed state exactly"},
+        "text_generator": {"text": f"{p.get('function')} returns text that starts with the start string, of the right length",
+                           "sampling": f"{p.get('function')} samples each character from the model's distribution",
+                           "seeded": f"{p.get('function')} is reproducible under a seed"},
+    }
+    return names.get(t.kind, {}).get(kind, f"{t.id}: {kind}")
 
 
 def _with_number(check: Check, number: str) -> Check:

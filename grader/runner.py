@@ -8,38 +8,80 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import stat
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .facts import Facts, ProbeOutcome
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
+from .sourcescan import builtin_uses
 
 MAX_STARTS = 6  # the first worker and five replacements
+_LOCATION = re.compile(r"(?P<file>[\w./-]+\.py):(?P<line>\d+)")
+
+
+@dataclass(frozen=True)
+class LineMap:
+    """Lines of a module generated from a notebook -> (cell, line in that cell)."""
+
+    lines: tuple[tuple[int, int], ...]
+
+    def cell_of(self, line: int) -> tuple[int, int]:
+        if 1 <= line <= len(self.lines) and self.lines[line - 1] != (0, 0):
+            return self.lines[line - 1]
+        return (0, line)
 MIN_PROBE_SECONDS = 5
+
+
+TASK_OPS = {"kernel_visualization": "kernels", "sentiment_model": "sentiment", "next_char_model": "generation",
+            "text_generator": "writer"}
 
 
 def probe_key(check: Check) -> tuple | None:
     if check.model is not None:
         op = "trace" if check.kind in ("construct", "architecture") else "behaviour"
         return (op, check.model.symbol, check.variant.suffix)
+    if check.cell is not None:
+        return ("memory" if check.kind == "cell.memory" else "cell", check.cell.symbol)
     if check.task is not None:
-        return ("kernels", check.task.id)
+        return (TASK_OPS[check.task.kind], check.task.id)
     return None
 
 
+def required_symbols(check: Check) -> list[str]:
+    """What must be defined for the check's probe to run: the first is the one it is about."""
+    if check.model is not None:
+        return [check.model.symbol]
+    if check.cell is not None:
+        return [check.cell.symbol]
+    if check.task is not None:
+        p = check.task.params
+        return [p[k] for k in ("function", "symbol", "model", "helper", "cell") if k in p]
+    return []
+
+
 class Runner:
-    def __init__(self, rubric: Rubric, submission_root: Path, module: str, run_dir: Path, config: SandboxConfig,
-                 device: str, deadline: float):
+    def __init__(self, rubric: Rubric, submission_root: Path, modules: list[dict], run_dir: Path, config: SandboxConfig,
+                 device: str, deadline: float, displays: dict[str, str] | None = None,
+                 line_maps: dict[str, "LineMap"] | None = None, unresolved: dict[str, str] | None = None):
+        """`modules`: [{"module": path, "symbols": [...]}] in import order; `displays`: the
+        names students know those paths by (a notebook for its generated module);
+        `line_maps`: generated module -> its notebook's cells; `unresolved`: symbols no file provides."""
         self.rubric = rubric
         self.root = submission_root
-        self.module = module
+        self.modules = modules
         self.device = device
         self.deadline = deadline
         self.sandbox = Sandbox(run_dir, config)
-        self.facts = Facts(module=module)
+        self.displays = displays or {}
+        self.line_maps = line_maps or {}
+        first = modules[0]["module"] if modules else "the submission"
+        self.module = self.displays.get(first, first)
+        self.facts = Facts(module=self.module, displays=dict(self.displays), unresolved=dict(unresolved or {}))
         self._symbol_crash: dict[str, str] = {}
 
     # ------------------------------------------------------------------ public
@@ -50,8 +92,10 @@ class Runner:
             key = probe_key(check)
             if key is not None:
                 plan.setdefault(key, check)
-        # Cheap shape traces first, so a hang in training never costs the architecture checks.
-        order = sorted(plan, key=lambda k: {"trace": 0, "behaviour": 1, "kernels": 2}[k[0]])
+        # Cheap probes first, so a hang in training never costs the shape and contract checks.
+        rank = {"trace": 0, "cell": 1, "sentiment": 2, "generation": 2, "behaviour": 3, "memory": 4, "writer": 4,
+                "kernels": 5}
+        order = sorted(plan, key=lambda k: rank[k[0]])
         try:
             for key in order:
                 self.facts.probes[key] = self._run(key, plan[key])
@@ -60,6 +104,8 @@ class Runner:
         for key, outcome in self.facts.probes.items():
             if key[0] == "kernels" and outcome.result:
                 self._collect_images(key[1], outcome.result)
+        for cell in self.rubric.cells:
+            self.facts.source_findings[cell.symbol] = self._scan(cell.symbol)
         self.facts.peak_tree_mb = round(self.sandbox.peak_tree_mb, 1)
         self.facts.environment["isolation"] = self.sandbox.isolation
         self.facts.environment["cgroups"] = ",".join(self.sandbox.cgroup_kinds)
@@ -71,8 +117,9 @@ class Runner:
     # ------------------------------------------------------------------ one probe
 
     def _run(self, key: tuple, check: Check) -> ProbeOutcome:
-        symbol = key[1] if key[0] != "kernels" else check.task.params["model"]
-        reason = self._blocked(key, symbol)
+        needed = required_symbols(check)
+        symbol = needed[0]
+        reason = next(filter(None, (self._blocked(key, s) for s in needed)), None)
         if reason:
             return ProbeOutcome(skipped=reason)
         remaining = self.deadline - time.monotonic()
@@ -94,17 +141,44 @@ class Runner:
         self.facts.add_hazards(reply.notes)
         outcome = ProbeOutcome(seconds=reply.seconds, peak_mb=reply.peak_mb)
         if reply.ok:
-            outcome.result = reply.result
+            outcome.result = self.localize(reply.result)
         else:
-            outcome.error = reply.error
+            outcome.error = self.localize(reply.error)
         return outcome
+
+    def localize(self, data):
+        """Point at notebook cells, not at the module generated from them."""
+        if not self.line_maps and not self.displays:
+            return data
+        if isinstance(data, dict):
+            out = {k: self.localize(v) for k, v in data.items()}
+            rel, line = out.get("file"), out.get("line")
+            if isinstance(rel, str) and rel in self.line_maps and isinstance(line, int):
+                cell, cell_line = self.line_maps[rel].cell_of(line)
+                out.update(file=self.displays.get(rel, rel), cell=cell, line=cell_line)
+            elif isinstance(rel, str) and rel in self.displays:
+                out["file"] = self.displays[rel]
+            return out
+        if isinstance(data, list):
+            return [self.localize(v) for v in data]
+        if isinstance(data, str) and ".py:" in data:
+            return _LOCATION.sub(self._replace_location, data)
+        return data
+
+    def _replace_location(self, match) -> str:
+        rel, line = match.group("file"), int(match.group("line"))
+        if rel not in self.line_maps:
+            return match.group(0)
+        cell, cell_line = self.line_maps[rel].cell_of(line)
+        return f"{self.displays.get(rel, rel)} cell {cell}, line {cell_line}"
 
     def _collect_images(self, task_id: str, result: dict) -> None:
         """Read the PNGs the student's code saved, now that nothing of theirs is running.
 
         Only regular files inside the module's folder, reached without symlinks, small
         enough, and really PNG; everything else is listed as not shown."""
-        base = (self.root / self.module).parent.resolve()
+        module = self.facts.symbol(self.rubric_task_function(task_id)).get("module") or self.modules[0]["module"]
+        base = (self.root / module).parent.resolve()
         calls = [str(c.get("name", "")).lower() for c in result.get("calls", [])]
         names = [n for n in result.get("images", []) if isinstance(n, str)][:12]
         names.sort(key=lambda n: (calls.index(Path(n).stem.lower()) if Path(n).stem.lower() in calls else len(calls), n))
@@ -120,13 +194,38 @@ class Runner:
         self.facts.images[task_id] = keys
         self.facts.rejected_images[task_id] = rejected
 
+    def _scan(self, symbol: str) -> list[dict] | None:
+        """Built-in recurrent modules named in the class's own source (parsed, not run)."""
+        path = self.facts.symbol(symbol).get("path")
+        if not path:
+            return []
+        try:
+            source = (self.root / path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        found = builtin_uses(source, symbol)
+        if found is None:
+            return None
+        out = []
+        for f in found:
+            where = self._replace_location(_LOCATION.match(f"{path}:{f.line}")) if path in self.line_maps \
+                else f"{self.displays.get(path, path)} line {f.line}"
+            out.append({"where": where, "what": f.what, "code": f.code, "line": f.line})
+        return out
+
+    def rubric_task_function(self, task_id: str) -> str:
+        task = next(t for t in self.rubric.tasks if t.id == task_id)
+        return task.params.get("function") or task.params.get("symbol") or ""
+
     def _blocked(self, key: tuple, symbol: str) -> str | None:
         if self.facts.load_problem:
             return self.facts.load_problem
-        if self.facts.load and self.facts.load.get("status") == "failed":
-            return "the module could not be imported"
+        if symbol in self.facts.unresolved:
+            return self.facts.unresolved[symbol]
+        if self.facts.load and self.facts.module_of(symbol).get("status") == "failed":
+            return f"{self.facts.file_of(symbol)} could not be imported"
         if self.facts.load and self.facts.symbol(symbol).get("kind") == "missing":
-            return f"{symbol} is not defined in {self.module}"
+            return f"{symbol} is not defined in {self.facts.file_of(symbol)}"
         if symbol in self._symbol_crash:
             return f"an earlier check of {symbol} stopped the grading process: {self._symbol_crash[symbol]}"
         if key[0] == "behaviour":
@@ -146,8 +245,8 @@ class Runner:
         try:
             hello = self.sandbox.start(timeout)
             self.facts.environment.update({k: str(v) for k, v in hello.items() if v is not None})
-            reply = self.sandbox.call("load", {"root": str(self.root), "module": self.module,
-                                               "symbols": self.rubric.symbols()}, timeout, f"importing {self.module}")
+            reply = self.sandbox.call("load", {"root": str(self.root), "modules": self.modules}, timeout,
+                                      f"importing {self.module}")
         except WorkerCrashed as crash:
             if first:
                 self.facts.load_problem = f"{self.module} could not be imported: {crash.detail}"
@@ -159,12 +258,22 @@ class Runner:
             return False
         self.facts.add_hazards(reply.notes)
         if first:
-            self.facts.load = reply.result if reply.ok else {"status": "failed", "error": reply.error, "symbols": {}}
+            self.facts.load = self.localize(reply.result) if reply.ok else \
+                {"status": "failed", "error": self.localize(reply.error), "symbols": {}, "modules": {}}
             self.facts.load_seconds = reply.seconds
             self.facts.load_peak_mb = reply.peak_mb
         return True
 
     def _request(self, key: tuple, check: Check) -> tuple[str, dict, str]:
+        if check.cell is not None:
+            cell = check.cell
+            args = {"symbol": cell.symbol, "family": cell.family, "seed": self.rubric.training.seed}
+            return key[0], args, (f"training {cell.symbol} on the memory task" if key[0] == "memory"
+                                  else f"running {cell.symbol}")
+        if key[0] in ("sentiment", "generation", "writer"):
+            p = dict(check.task.params)
+            return key[0], {**p, "seed": self.rubric.training.seed}, \
+                f"{p.get('function') or p.get('symbol')}(...)"
         if key[0] == "kernels":
             task = check.task
             model = self.rubric.model(task.params["model"])

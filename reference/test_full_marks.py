@@ -11,7 +11,8 @@ from grader.rubric import available, load_rubric
 from grader.worker.trace import LayerTrace
 
 HERE = Path(__file__).resolve().parent
-SUBMISSIONS = {"cs1678-hw4": HERE / "cs1678_hw4", "cs1678-hw4-extended": HERE / "cs1678_hw4"}
+SUBMISSIONS = {"cs1678-hw4": HERE / "cs1678_hw4", "cs1678-hw4-extended": HERE / "cs1678_hw4",
+               "cs1678-hw3": HERE / "cs1678_hw3", "cs1699-hw5": HERE / "cs1699_hw5"}
 # A variant grades its base's checks the same way; grade only what it adds.
 ONLY = {"cs1678-hw4-extended": ("alexnettiny.*", "alexnetdilation.*")}
 
@@ -27,6 +28,12 @@ def test_reference_gets_full_marks(assignment):
     assert failed == []
     assert report.score == report.max_score > 0
     assert report.grader_error is None
+    assert report.graded_files == GRADED_FILES[assignment]
+
+
+GRADED_FILES = {"cs1678-hw4": ["cnn_trainer.py"], "cs1678-hw4-extended": ["cnn_trainer.py"],
+                "cs1678-hw3": ["hw3-part-AB.ipynb", "hw3-part-CD.ipynb"],
+                "cs1699-hw5": ["rnn_modules.py", "sentiment_analysis.py", "sentence_generation.py"]}
 
 
 @pytest.mark.parametrize("symbol", [m.symbol for m in load_rubric("cs1678-hw4-extended").models])

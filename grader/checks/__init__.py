@@ -6,9 +6,9 @@ import traceback
 from ..facts import Facts
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
-from . import kernels, model
+from . import cells, kernels, model, sequence
 
-_REGISTRY = {**model.CHECKS, **kernels.CHECKS}
+_REGISTRY = {**model.CHECKS, **kernels.CHECKS, **cells.CHECKS, **sequence.CHECKS}
 
 
 def manual(check: Check) -> CheckResult:

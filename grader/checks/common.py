@@ -6,7 +6,8 @@ from ..results import CheckResult, Status
 from ..rubric import Check
 
 # The check that reports a missing class or function; the others only say they did not run.
-PRIMARY_KINDS = ("construct", "kernel_visualization.calls")
+PRIMARY_KINDS = ("construct", "kernel_visualization.calls", "cell.contract", "sentiment_model.forward",
+                 "next_char_model.forward", "text_generator.text")
 
 
 def result(check: Check, passed: bool, message: str, hint: str = "", **details) -> CheckResult:
@@ -26,9 +27,14 @@ def explain(error: dict | None, what: str) -> str:
     kind = error.get("type", "Exception")
     place = ""
     if error.get("file"):
-        place = f" at {error['file']} line {error['line']}"
+        cell = f" cell {error['cell']}," if error.get("cell") else ""
+        place = f" at {error['file']}{cell} line {error['line']}"
         if error.get("code"):
             place += f" (`{error['code']}`)"
+    if kind == "NotImplementedError" and 'missing the required "forward" function' in (error.get("message") or ""):
+        # nn.Module's own forward: the class has none (renamed, misspelled or mis-indented)
+        owner = (error["message"].split("[", 1) + ["]"])[1].split("]", 1)[0] or "the module"
+        return f"{what} failed: {owner} has no forward method, so nn.Module's default raised NotImplementedError."
     if kind == "NotImplementedError":
         return f"{what} is not implemented yet: it raises NotImplementedError{place}."
     if kind == "SystemExit":
@@ -42,22 +48,27 @@ def unavailable(check: Check, facts: Facts, symbol: str, outcome: ProbeOutcome |
     """A failed result when the probe this check needs never produced data, else None."""
     if facts.load_problem:
         return result(check, False, facts.load_problem)
-    load = facts.load or {}
+    if symbol in facts.unresolved:
+        return result(check, False, f"Not graded: {facts.unresolved[symbol]}.",
+                      "Submit the file the handout names, or a notebook that defines it." if check.kind in PRIMARY_KINDS
+                      else "")
+    load = facts.module_of(symbol) or facts.load or {}
+    module = facts.file_of(symbol)
     if load.get("status") == "failed":
-        return result(check, False, explain(load.get("error"), f"Importing {facts.module}"),
+        return result(check, False, explain(load.get("error"), f"Importing {module}"),
                       "Fix this first: no check can run until the module imports.")
     info = facts.symbol(symbol)
     if info.get("kind") == "missing" and load.get("status") == "partial" and load.get("error"):
-        stopped = explain(load["error"], f"Importing {facts.module}")
+        stopped = explain(load["error"], f"Importing {module}")
         if check.kind in PRIMARY_KINDS:
             return result(check, False, f"{symbol} was never defined because the import stopped first. {stopped}",
                           "Fix the import: the grader imports your module the way `import` does.")
         return result(check, False, f"Not graded: {symbol} was never defined because the import stopped first.")
     if info.get("kind") == "missing":
         if check.kind in PRIMARY_KINDS:
-            return result(check, False, f"{symbol} is not defined in {facts.module}.",
+            return result(check, False, f"{symbol} is not defined in {module}.",
                           f"Define {symbol} with the name the handout uses (names are case-sensitive).")
-        return result(check, False, f"Not graded: {symbol} is not defined in {facts.module}.")
+        return result(check, False, f"Not graded: {symbol} is not defined in {module}.")
     if outcome is None:
         return result(check, False, "This check did not run.")
     if outcome.skipped:

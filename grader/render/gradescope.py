@@ -67,7 +67,8 @@ def _overview(report: GradeReport) -> str:
     if report.self_check:
         lines.append(f"This is a **self-check**: only the public checks ran; {report.hidden_checks} more run at grading time.")
     if report.graded_files:
-        lines.append(f"Graded file: `{report.graded_files[0]}`.")
+        files = ", ".join(f"`{f}`" for f in report.graded_files)
+        lines.append(f"Graded file{'s' if len(report.graded_files) > 1 else ''}: {files}.")
     if report.grader_error:
         lines.append("**The grader itself failed**; the course staff has been told. Your score here is not final.")
     for note in report.notes:

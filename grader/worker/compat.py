@@ -48,6 +48,30 @@ def prepare_imports() -> None:
         sys.path.append(str(SHIMS))  # last, so a real package always wins
 
 
+def tolerate_duplicate_flags() -> None:
+    """The 2020 RNN scripts each define the same absl flags (learning_rate, hidden_size...),
+    which absl refuses once two of them are imported into one process. Let a later
+    definition replace the earlier one, as if that script were run on its own."""
+    try:
+        from absl.flags import _exceptions, _flagvalues
+    except ImportError:
+        return
+    cls = _flagvalues.FlagValues
+    if getattr(cls, "_dlgrade_tolerant", False):
+        return
+    original = cls.__setitem__
+
+    def setitem(self, name, flag):
+        try:
+            original(self, name, flag)
+        except _exceptions.DuplicateFlagError:
+            delattr(self, name)
+            original(self, name, flag)
+
+    cls.__setitem__ = setitem
+    cls._dlgrade_tolerant = True
+
+
 def parse_absl_flags(program: str) -> None:
     """Modules read FLAGS after app.run parsed them; parse the defaults so that still works."""
     absl_flags = sys.modules.get("absl.flags")

@@ -1,4 +1,4 @@
-"""Import the student's module inside the sandbox and say what it defines."""
+"""Import the student's modules inside the sandbox and say what each defines."""
 from __future__ import annotations
 
 import contextlib
@@ -12,39 +12,64 @@ from . import compat, failures
 from .probes import STATE
 
 
-def load(root: str, module: str, symbols: list[str]) -> dict:
+def load(root: str, modules: list[dict]) -> dict:
+    """Import each {"module": relative path, "symbols": [...]} in order.
+
+    A symbol is looked up in the module its group names, so two files may each define a
+    class of the same name (a backup copy, say) without confusing the grade.
+    """
     root_path = Path(root).resolve()
-    path = root_path / module
     failures.ROOTS[:] = [str(root_path)]
     STATE.root = root_path
-    for folder in (root_path, path.parent):  # sibling imports work as when the student ran it
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    os.chdir(path.parent)
+    if str(root_path) not in sys.path:
+        sys.path.insert(0, str(root_path))
     compat.prepare_imports()
+    compat.tolerate_duplicate_flags()
+    loaded: dict[str, dict] = {}
+    symbols: dict[str, dict] = {}
+    for spec in modules:
+        rel = spec["module"]
+        if rel not in loaded:
+            loaded[rel] = _import(root_path, rel)
+        module = loaded[rel].pop("_module", None) or STATE.modules.get(rel)
+        for name in spec["symbols"]:
+            info = _describe_symbol(module, name) if module is not None else {"kind": "missing"}
+            info["module"] = rel
+            symbols[name] = info
+            if info["kind"] != "missing":
+                STATE.symbols[name] = getattr(module, name)
+    first = next(iter(STATE.modules.values()), None)
+    STATE.module = first
+    compat.parse_absl_flags(Path(modules[0]["module"]).stem if modules else "submission")
+    worst = "failed" if all(m["status"] == "failed" for m in loaded.values()) else \
+        "partial" if any(m["status"] != "ok" for m in loaded.values()) else "ok"
+    first_error = next((m["error"] for m in loaded.values() if m["error"]), None)
+    return {"status": worst, "error": first_error, "modules": loaded, "symbols": symbols,
+            "notes": list(compat.HAZARDS.notes)}
 
-    name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else "student_submission"
+
+def _import(root: Path, rel: str) -> dict:
+    path = root / rel
+    if str(path.parent) not in sys.path:  # sibling imports work as when the student ran it
+        sys.path.insert(0, str(path.parent))
+    os.chdir(path.parent)
+    name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else f"student_module_{len(STATE.modules)}"
     spec = importlib.util.spec_from_file_location(name, path)
-    module_obj = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module_obj
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     status, error = "ok", None
     try:
         with compat.cuda_redirect() or contextlib.nullcontext():
-            spec.loader.exec_module(module_obj)
+            spec.loader.exec_module(module)
     except BaseException as exc:  # SystemExit included: keep what was defined before it
         status, error = "partial", failures.describe(exc, "import")
         if isinstance(exc, SyntaxError):
             status = "failed"
-            error.update(file=module, line=exc.lineno, code=(exc.text or "").strip()[:200])
-    STATE.module = module_obj
-    compat.parse_absl_flags(name)
-    return {
-        "status": status,
-        "error": error,
-        "module_name": name,
-        "symbols": {s: _describe_symbol(module_obj, s) for s in symbols},
-        "notes": list(compat.HAZARDS.notes),
-    }
+            error.update(file=rel, line=exc.lineno, code=(exc.text or "").strip()[:200])
+    STATE.modules[rel] = module
+    skipped = [dict(s) for s in getattr(module, "__dlgrade_skipped__", [])
+               if isinstance(s, dict)][:50]  # statements a notebook conversion could not run
+    return {"status": status, "error": error, "name": name, "skipped": skipped, "_module": module}
 
 
 def _describe_symbol(module, name: str) -> dict:
@@ -58,7 +83,8 @@ def _describe_symbol(module, name: str) -> dict:
     try:
         source = inspect.getsourcefile(obj)
         rel = failures._relative(str(Path(source).resolve())) if source else None
-        info.update(file=rel, line=inspect.getsourcelines(obj)[1] if rel else None)
+        # "file" is rewritten to a notebook's name for the student; "path" stays the real file.
+        info.update(file=rel, path=rel, line=inspect.getsourcelines(obj)[1] if rel else None)
     except (TypeError, OSError):
         info.update(file=None, line=None)
     return info

@@ -20,7 +20,9 @@ from .trace import LayerTrace
 
 
 class State:
-    module = None  # the student's imported module
+    module = None  # the first imported module
+    modules: dict = {}  # relative path -> imported module
+    symbols: dict = {}  # rubric symbol -> the object its module defines
     root: Path = Path(".")
 
 
@@ -28,7 +30,9 @@ STATE = State()
 
 
 def _symbol(name: str):
-    obj = getattr(STATE.module, name, None)
+    obj = STATE.symbols.get(name)
+    if obj is None:
+        obj = getattr(STATE.module, name, None)
     if obj is None:
         raise LookupError(f"{name} is not defined")
     return obj

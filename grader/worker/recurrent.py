@@ -1,0 +1,388 @@
+"""Probes for the RNN homework: recurrent cells, the sequence models, the text generator.
+
+There is no table to compare a cell with, so each probe measures behaviour the equations
+imply (bounded outputs, independent batch rows, a state that matters) and the contract
+the starter code fixes. All results are plain data for the scoring process.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from . import compat, failures
+from .probes import _symbol
+
+# torch's own recurrent kernels, as they reach torch's function layer whatever alias or
+# module called them (nn.LSTMCell calls lstm_cell, nn.LSTM calls lstm, torch._VF too).
+BUILTIN_KERNELS = {"lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "lstm", "gru", "rnn_tanh", "rnn_relu",
+                   "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell", "quantized_lstm_cell", "quantized_gru_cell",
+                   "mkldnn_rnn_layer", "_cudnn_rnn"}
+
+
+class BuiltinSpy(TorchFunctionMode):
+    """Records calls into torch's recurrent kernels, with the student's line that made them."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[dict] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in BUILTIN_KERNELS and len(self.calls) < 10:
+            self.calls.append({"kernel": name, "where": _student_line()})
+        return func(*args, **(kwargs or {}))
+
+
+def _student_line() -> str:
+    frame = sys._getframe(2)
+    while frame is not None:
+        for root in failures.ROOTS:
+            if frame.f_code.co_filename.startswith(root.rstrip("/") + "/"):
+                return f"{frame.f_code.co_filename[len(root.rstrip('/')) + 1:]}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+def _builtin_modules(module: nn.Module) -> list[str]:
+    return [f"{name or 'self'} ({type(m).__name__})" for name, m in module.named_modules()
+            if isinstance(m, (nn.RNNBase, nn.RNNCellBase))]
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _state_kind(state) -> str:
+    if isinstance(state, torch.Tensor):
+        return "tensor"
+    if isinstance(state, (tuple, list)) and len(state) == 2 and all(isinstance(s, torch.Tensor) for s in state):
+        return "pair"
+    return type(state).__name__
+
+
+def _h(state) -> torch.Tensor:
+    return state if isinstance(state, torch.Tensor) else state[0]
+
+
+def _flat(state) -> torch.Tensor:
+    return state if isinstance(state, torch.Tensor) else torch.cat([s.reshape(s.shape[0], -1) for s in state], 1)
+
+
+def _zeros_like_state(state, batch: int, hidden: int):
+    zero = torch.zeros(batch, hidden)
+    return zero if isinstance(state, torch.Tensor) else (zero, zero.clone())
+
+
+# ------------------------------------------------------------------------------ cells
+
+def cell(symbol: str, family: str, seed: int) -> dict:
+    """Contract, parameter counts and behaviour of one cell class; stops at the first stage
+    the student's code cannot get through and says which."""
+    Cell = _symbol(symbol)
+    spy = BuiltinSpy()
+    result: dict = {"error": None, "builtin_calls": spy.calls, "builtin_modules": []}
+    stage = "construct"
+    try:
+        with spy:
+            torch.manual_seed(seed)
+            stage = "construct"
+            graded = Cell(128, 100, True)
+            result["builtin_modules"] = _builtin_modules(graded)
+            result["params"] = _count(graded)
+            result["params_without_bias"] = _count(Cell(128, 100, False))
+            result["params_default_bias"] = _count(Cell(128, 100))
+            stage = "keywords"
+            Cell(input_size=128, hidden_size=100, bias=True)  # the models build cells with keywords
+            stage = "count_parameters"
+            result["count_parameters"] = _reported_count(graded)
+            stage = "forward"
+            _contract(Cell, result)
+            stage = "behaviour"
+            _behaviour(Cell, result, seed)
+    except BaseException as exc:
+        result["error"] = failures.describe(exc, stage)
+    return result
+
+
+def _reported_count(graded: nn.Module) -> dict:
+    """What count_parameters says: the starter's prints "Total Parameters: N" and returns None."""
+    method = getattr(graded, "count_parameters", None)
+    if method is None:
+        return {"present": False}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        returned = method()
+    numbers = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", printed.getvalue())]
+    value = returned if isinstance(returned, int) and not isinstance(returned, bool) else (numbers[-1] if numbers else None)
+    return {"present": True, "value": value, "printed": printed.getvalue()[:200]}
+
+
+def _contract(Cell, result: dict) -> None:
+    """Sizes the student did not pick: input 7, hidden 5, batch 3."""
+    small = Cell(7, 5, True)
+    x = torch.randn(3, 7)  # [B, input]
+    first = small(x, None)
+    second = small(x, first)
+    result["state_kind"] = _state_kind(first)
+    result["second_state_kind"] = _state_kind(second)
+    shapes = lambda s: [list(t.shape) for t in (s if isinstance(s, (tuple, list)) else [s])] if isinstance(
+        s, (torch.Tensor, tuple, list)) else []
+    result["state_shapes"] = shapes(first)
+
+
+def _run(cell_module, xs, state=None):
+    outputs = []
+    for x in xs:
+        state = cell_module(x, state)
+        outputs.append(state)
+    return outputs
+
+
+def _behaviour(Cell, result: dict, seed: int) -> None:
+    torch.manual_seed(seed + 1)
+    c = Cell(6, 8, True).eval()
+    g = torch.Generator().manual_seed(seed)
+    xs = [torch.randn(4, 6, generator=g) * 5 for _ in range(12)]  # large inputs: gates saturate
+    with torch.no_grad():
+        states = _run(c, xs)
+        result["max_abs_h"] = max(float(_h(s).abs().max()) for s in states)
+        result["finite"] = all(bool(torch.isfinite(_flat(s)).all()) for s in states)
+        # Batch rows are independent: changing row 0's inputs leaves rows 1-3 alone.
+        changed = [x.clone() for x in xs]
+        for x in changed:
+            x[0] = -x[0]
+        other = _run(c, changed)
+        result["rows_independent"] = all(torch.allclose(_flat(a)[1:], _flat(b)[1:], atol=1e-6) for a, b in zip(states, other))
+        # None means zeros; a given state is used.
+        zeros = _zeros_like_state(states[0], 4, 8)
+        result["none_is_zeros"] = torch.allclose(_flat(c(xs[0], None)), _flat(c(xs[0], zeros)), atol=1e-6)
+        other_state = _zeros_like_state(states[0], 4, 8)
+        other_state = other_state + 0.5 if isinstance(other_state, torch.Tensor) else tuple(s + 0.5 for s in other_state)
+        result["state_used"] = not torch.allclose(_flat(c(xs[0], zeros)), _flat(c(xs[0], other_state)), atol=1e-5)
+        # From the zero state, the first output depends on the input (an LSTM whose output
+        # reads the old cell state gives h = 0 here, whatever the input).
+        h_a, h_b = _h(c(xs[0], None)), _h(c(xs[1], None))
+        result["first_step_norm"] = float(h_a.norm())
+        result["first_step_depends_on_input"] = not torch.allclose(h_a, h_b, atol=1e-6)
+    # Every parameter gets a finite, non-zero gradient through a few steps.
+    c.train()
+    params = dict(c.named_parameters())
+    loss = sum(_flat(s).sum() for s in _run(c, xs[:4]))
+    loss.backward()
+    result["no_gradient"] = [n for n, p in params.items() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    result["nonfinite_gradient"] = [n for n, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+
+
+def memory(symbol: str, family: str, seed: int) -> dict:
+    from .memory_task import memory_task
+
+    Cell = _symbol(symbol)
+    spy = BuiltinSpy()
+    try:
+        with spy:
+            outcome = memory_task(lambda i, h: Cell(i, h, True), seed=seed)
+        outcome["error"] = None
+    except BaseException as exc:
+        outcome = {"error": failures.describe(exc, "train")}
+    outcome["builtin_calls"] = spy.calls
+    return outcome
+
+
+# ------------------------------------------------------------------------------ models
+
+def _build_model(symbol: str, cell_symbol: str, vocabulary: int, embedding: int, hidden: int) -> nn.Module:
+    Model, Cell = _symbol(symbol), _symbol(cell_symbol)
+    try:  # the starter's keywords; positional for students who renamed them
+        return Model(vocabulary_size=vocabulary, embedding_dim=embedding, rnn_module=Cell, hidden_size=hidden)
+    except TypeError:
+        return Model(vocabulary, embedding, Cell, hidden)
+
+
+def sentiment(symbol: str, cell: str, seed: int) -> dict:
+    result: dict = {"error": None}
+    stage = "construct"
+    try:
+        torch.manual_seed(seed)
+        model = _build_model(symbol, cell, 50, 16, 12).eval()
+        g = torch.Generator().manual_seed(seed)
+        lengths = torch.tensor([5, 3, 7, 2])  # [B]
+        reviews = torch.randint(4, 50, (4, 7), generator=g)  # [B, T]
+        for i, n in enumerate(lengths):
+            reviews[i, n:] = 0  # padding id 0, as the collate function pads
+        stage = "forward"
+        with torch.no_grad():
+            logits = model(reviews, lengths)  # [B, 2]
+            result["shape"] = list(logits.shape) if isinstance(logits, torch.Tensor) else None
+            result["finite"] = bool(torch.isfinite(logits).all()) if isinstance(logits, torch.Tensor) else False
+            if result["shape"] != [4, 2]:
+                return result
+            stage = "padding"
+            longer = torch.cat([reviews, torch.zeros(4, 6, dtype=reviews.dtype)], 1)  # [B, T+6]: more padding
+            result["padding_invariant"] = torch.allclose(model(longer, lengths), logits, atol=1e-5)
+            changed = reviews.clone()
+            changed[0, lengths[0] - 1] = 4 if int(changed[0, lengths[0] - 1]) != 4 else 5
+            result["reads_last_token"] = not torch.allclose(model(changed, lengths)[0], logits[0], atol=1e-6)
+    except BaseException as exc:
+        result["error"] = failures.describe(exc, stage)
+    return result
+
+
+def generation(symbol: str, cell: str, seed: int) -> dict:
+    result: dict = {"error": None}
+    stage = "construct"
+    try:
+        torch.manual_seed(seed)
+        vocabulary = 30
+        model = _build_model(symbol, cell, vocabulary, 16, 12).eval()
+        g = torch.Generator().manual_seed(seed)
+        history = torch.randint(0, vocabulary, (3, 10), generator=g)  # [B, T]
+        stage = "forward"
+        with torch.no_grad():
+            out = model(history)
+            if not (isinstance(out, tuple) and len(out) == 2):
+                result["returns"] = type(out).__name__
+                return result
+            logits, state = out
+            result["returns"] = "pair"
+            result["shape"] = list(logits.shape) if isinstance(logits, torch.Tensor) else None
+            result["finite"] = bool(torch.isfinite(logits).all()) if isinstance(logits, torch.Tensor) else False
+            if result["shape"] != [3, vocabulary]:
+                return result
+            stage = "continuation"
+            first_logits, first_state = model(history[:, :6])
+            second_logits, second_state = model(history[:, 6:], first_state)
+            result["continues"] = torch.allclose(second_logits, logits, atol=1e-5)
+            result["restarts_without_state"] = torch.allclose(model(history[:, 6:])[0], logits, atol=1e-5)
+        stage = "gradients"
+        model.train()
+        loss = F.cross_entropy(model(history)[0], torch.zeros(3, dtype=torch.long))
+        loss.backward()
+        result["no_gradient"] = [n for n, p in model.named_parameters() if p.grad is None]
+    except BaseException as exc:
+        result["error"] = failures.describe(exc, stage)
+    return result
+
+
+# ------------------------------------------------------------------------------ the text generator
+
+VOCABULARY = sorted(set("\n !&',-.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+FAVOURED = ("q", "z")  # the two characters the grader's model gives all the probability to
+
+
+class GraderWeights(dict):
+    """Stands in for the checkpoint's 'model' entry: the grader fills the weights in when
+    the student's code loads it into the model it built, whatever sizes that model has."""
+
+
+def _craft(model: nn.Module) -> bool:
+    """Zero the output layer's weights and give its bias to the favoured characters, so the
+    model's next-character distribution is half q, half z, whatever the input."""
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == len(VOCABULARY)]
+    if not heads or heads[-1].bias is None:
+        return False
+    with torch.no_grad():
+        heads[-1].weight.zero_()
+        heads[-1].bias.fill_(-30.0)
+        for ch in FAVOURED:
+            heads[-1].bias[VOCABULARY.index(ch)] = 30.0
+    return True
+
+
+def writer(function: str, model: str, length: int, start: list[str], seed: int) -> dict:
+    fn = _symbol(function)
+    _symbol(model)
+    result: dict = {"error": None, "runs": [], "crafted": None, "vocabulary_size": len(VOCABULARY),
+                    "favoured": list(FAVOURED)}
+    folder = Path(os.getcwd()) / "grader_inputs"
+    folder.mkdir(exist_ok=True)
+    path = folder / "writer_checkpoint.pt"
+    torch.save({"model": {}, "vocabulary": VOCABULARY}, path)
+    # The writer may read checkpoint['model'] or load the whole argument as a state_dict:
+    # both are grader weights.
+    checkpoint = GraderWeights(model=GraderWeights(), vocabulary=VOCABULARY)
+    call, expected = _writer_call(fn, checkpoint, str(path), length)
+    result["expected_length"] = expected
+    original_load_state_dict, original_load = nn.Module.load_state_dict, torch.load
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        if isinstance(state_dict, GraderWeights):
+            result["crafted"] = _craft(self)
+            return torch.nn.modules.module._IncompatibleKeys([], [])
+        return original_load_state_dict(self, state_dict, *args, **kwargs)
+
+    def load(f, *args, **kwargs):
+        if isinstance(f, (str, os.PathLike)) and Path(f).resolve() == path.resolve():
+            return checkpoint
+        return original_load(f, *args, **kwargs)
+
+    nn.Module.load_state_dict, torch.load = load_state_dict, load
+    stage = "call"
+    try:
+        with compat.cuda_redirect() or contextlib.nullcontext():
+            for text_start, run_seed in [(s, seed) for s in start] + [(start[0], seed), (start[0], seed + 1)]:
+                torch.manual_seed(run_seed)
+                text = call(text_start)
+                result["runs"].append(_describe_text(text, text_start, run_seed))
+    except BaseException as exc:
+        result["error"] = failures.describe(exc, stage)
+    finally:
+        nn.Module.load_state_dict, torch.load = original_load_state_dict, original_load
+    return result
+
+
+def _writer_call(fn, checkpoint: dict, path: str, length: int):
+    """How this writer is called: the 2024 form takes (state_dict, start_string[, length]);
+    the 2020 form takes nothing and reads absl flags. Returns the call and the length expected."""
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    short = 120  # when the caller may choose the length, keep generation quick
+    if len(params) >= 3:
+        return (lambda s: fn(checkpoint, s, short)), short
+    if len(params) >= 1:
+        flags = _flags()
+        if flags is not None and "generation_length" in flags:
+            flags["generation_length"].value = short
+            return (lambda s: fn(checkpoint, s) if len(params) >= 2 else fn(checkpoint)), short
+        return (lambda s: fn(checkpoint, s) if len(params) >= 2 else fn(checkpoint)), length
+    flags = _flags()
+    expected = length
+    if flags is not None:
+        if "model_checkpoint" in flags:
+            flags["model_checkpoint"].value = path
+        if "generation_length" in flags:
+            flags["generation_length"].value = short
+            expected = short
+
+    def call(s):
+        if flags is not None and "start_string" in flags:
+            flags["start_string"].value = s
+        return fn()
+
+    return call, expected
+
+
+def _flags():
+    module = sys.modules.get("absl.flags")
+    return module.FLAGS if module is not None else None
+
+
+def _describe_text(text, start: str, seed: int) -> dict:
+    if not isinstance(text, str):
+        return {"start": start, "seed": seed, "type": type(text).__name__}
+    generated = text[len(start):] if text.startswith(start) else text
+    counts = {ch: generated.count(ch) for ch in FAVOURED}
+    return {"start": start, "seed": seed, "type": "str", "length": len(text), "starts": text.startswith(start),
+            "head": text[:160], "favoured_counts": counts, "other_chars": len(generated) - sum(counts.values()),
+            "sample_of_others": "".join(sorted({c for c in generated if c not in FAVOURED}))[:40],
+            "fingerprint": hash(text) & 0xFFFFFFFF}
