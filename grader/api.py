@@ -10,6 +10,7 @@ import fnmatch
 import glob
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -81,6 +82,7 @@ class ModulePlan:
     line_maps: dict[str, LineMap]  # generated module -> its notebook's cells
     unresolved: dict[str, str]  # symbol -> why no file provides it
     notes: list[Note]
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # name a notebook cell set but was not run -> where
 
 
 def plan_modules(rubric: Rubric, staged) -> ModulePlan:
@@ -129,8 +131,9 @@ def plan_modules(rubric: Rubric, staged) -> ModulePlan:
         raise first_error or InputError("no Python file or notebook found")
     used = {displays.get(m, m) for m in modules}
     notes = [n for n in notes if not any(f"in {u}; not graded" in n.text for u in used)]
+    left_out = {name: f"{c.notebook} cell {cell}" for c in converted for name, cell in c.left_out.items()}
     return ModulePlan([{"module": m, "symbols": s} for m, s in modules.items()], displays, line_maps, unresolved,
-                      _unique(notes))
+                      _unique(notes), left_out)
 
 
 def _generated_name(name: str, converted) -> str:
@@ -171,7 +174,8 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
                     deadline=started + limits.total_seconds, displays=plan.displays, line_maps=plan.line_maps,
                     unresolved=plan.unresolved)
     facts = runner.collect(checks)
-    report.checks = [evaluate(c, facts, rubric) for c in checks]
+    report.checks = [_explain_left_out(evaluate(c, facts, rubric), _left_out_names(plan, facts))
+                     for c in checks]
     for key, data in facts.artifacts.items():
         report.artifacts[key] = Artifact("image/png", data, caption=Path(key).name)
     for rel, loaded in (facts.load or {}).get("modules", {}).items():
@@ -196,6 +200,30 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
         report.note("warning", "The submission ran with process isolation only (no bubblewrap, not root): "
                                "its code could read files this user can read. Install bubblewrap for grading untrusted code.")
     report.timings = _timings(facts, checks)
+
+
+def _left_out_names(plan: ModulePlan, facts) -> dict[str, str]:
+    """Names the graded code may need that a notebook sets in code the grader did not run."""
+    names = dict(plan.left_out)
+    for rel, loaded in (facts.load or {}).get("modules", {}).items():
+        for item in loaded.get("skipped", []):
+            where = f"{plan.displays.get(rel, rel)} cell {item.get('cell')}" if item.get("cell") else rel
+            for name in re.findall(r"^\s*([A-Za-z_]\w*)\s*(?::[^=]*)?=(?!=)", str(item.get("code", ""))):
+                names.setdefault(name, where)
+    return names
+
+
+def _explain_left_out(result, left_out: dict[str, str]):
+    """A NameError on a name a left-out notebook cell sets: say so, since the student ran
+    that cell and has no reason to suspect it."""
+    match = re.search(r"name '(\w+)' is not defined", result.message) if not result.passed else None
+    if match and match.group(1) in left_out:
+        name = match.group(1)
+        why = (f"{name} is set in {left_out[name]}, which the grader does not run (it trains, loads data or needs "
+               f"something that does). Code that is graded should get what it needs from its arguments, or "
+               f"build it itself.")
+        result.hint = f"{why} {result.hint}".strip()
+    return result
 
 
 def _place(err: dict) -> str:

@@ -22,7 +22,7 @@ import re
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.intake import StagedSubmission, size_text
@@ -122,6 +122,7 @@ class ConvertedNotebook:
     line_map: list[tuple[int, int]]  # generated line i+1 -> (cell number, line in that cell); (0, 0) if added
     notes: list[Note]  # what was left out and why, duplicate definitions, cells that could not be taken
     definitions: dict[str, list[int]]  # top-level class/def name -> cell numbers defining it, in order
+    left_out: dict[str, int] = field(default_factory=dict)  # name whose assignment was not run -> its cell
 
 
 # --------------------------------------------------------------------------------------
@@ -129,12 +130,7 @@ class ConvertedNotebook:
 # --------------------------------------------------------------------------------------
 
 
-def convert_notebook(path: Path, display: str | None = None
-                     ) -> tuple[str, list[tuple[int, int]], list[Note], dict[str, list[int]]]:
-    """Parse the notebook at `path` and return (module text, line map, notes, definitions).
-
-    `display` is the name used in messages (default: the file name). Raises NotebookError
-    when the file is not a readable notebook or has no code cells."""
+def _convert(path: Path, display: str | None):
     path = Path(path)
     shown = _shown(display or path.name)
     report = _Report(shown)
@@ -146,7 +142,16 @@ def convert_notebook(path: Path, display: str | None = None
     # Each cell's code was compiled on its own, and cells only add top-level statements, so
     # the module compiles too; compiling it whole again costs seconds on large inputs.
     text, line_map = builder.finish()
-    return text, line_map, report.notes(builder.definitions), builder.definitions
+    return text, line_map, report.notes(builder.definitions), builder.definitions, report.undefined
+
+
+def convert_notebook(path: Path, display: str | None = None
+                     ) -> tuple[str, list[tuple[int, int]], list[Note], dict[str, list[int]]]:
+    """Parse the notebook at `path` and return (module text, line map, notes, definitions).
+
+    `display` is the name used in messages (default: the file name). Raises NotebookError
+    when the file is not a readable notebook or has no code cells."""
+    return _convert(path, display)[:4]
 
 
 def convert_staged(staged: StagedSubmission) -> list[ConvertedNotebook]:
@@ -158,7 +163,7 @@ def convert_staged(staged: StagedSubmission) -> list[ConvertedNotebook]:
     converted = []
     for rel in [f for f in staged.files if f.lower().endswith(".ipynb")]:
         try:
-            text, line_map, notes, definitions = convert_notebook(staged.root / rel, display=rel)
+            text, line_map, notes, definitions, left_out = _convert(staged.root / rel, display=rel)
         except NotebookError as exc:
             staged.notes.append(Note("error", f"{exc}; it was not graded"))
             continue
@@ -166,7 +171,7 @@ def convert_staged(staged: StagedSubmission) -> list[ConvertedNotebook]:
         _write_new_file(staged.root / module, text)
         staged.files.append(module)
         staged.files.sort()
-        converted.append(ConvertedNotebook(rel, module, line_map, notes, definitions))
+        converted.append(ConvertedNotebook(rel, module, line_map, notes, definitions, left_out))
     return converted
 
 
@@ -813,7 +818,7 @@ class _ModuleBuilder:
         self.futures = futures
         for kind in converter.kinds:
             report.left_out(kind, cell.number)
-        report.undefined.update(dict.fromkeys(converter.undefined))
+        report.undefined.update(dict.fromkeys(converter.undefined, cell.number))
         for name in converter.defined:
             cells = self.definitions.setdefault(name, [])
             if cell.number not in cells:
@@ -869,7 +874,7 @@ class _Report:
     def __init__(self, shown: str) -> None:
         self.shown = shown
         self.kinds: dict[str, dict[int, None]] = {}  # kind of left-out code -> cells (an ordered set)
-        self.undefined: dict[str, None] = {}  # names whose assignment was left out (an ordered set)
+        self.undefined: dict[str, int] = {}  # names whose assignment was left out -> its cell, in order
         self.cells_left_out: list[tuple[int, str]] = []  # (cell, why)
 
     def left_out(self, kind: str, cell: int) -> None:

@@ -135,3 +135,19 @@ def test_the_starter_notebooks_score_only_the_given_pipeline(tmp_path):
     messages = [c.message for c in report.checks if c.check_id in ("alexnet.construct.nc4", "lstmcell.contract",
                                                                        "writer.text")]
     assert all("is not implemented yet: it raises NotImplementedError at hw3-part-" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("setter", [
+    "VOCAB = shakespeare.get_vocabulary()",  # kept, but fails at import: `shakespeare` was left out
+    "VOCAB = ShakespeareDataset('shakespeare.txt', 100).get_vocabulary()",  # left out: it loads data
+])
+def test_a_name_only_a_left_out_cell_sets_is_explained(tmp_path, setter):
+    book = cells()
+    writer = next(i for i, c in enumerate(book) if "def shakespeare_writer" in "".join(c["source"]))
+    book[writer]["source"] = "".join(book[writer]["source"]).replace("vocabulary = state_dict['vocabulary']",
+                                                                     "vocabulary = VOCAB")
+    book.insert(writer, code_cell(setter))
+    text = by_id(grade(submit(tmp_path, book), "writer.*"))["writer.text"]
+    assert not text.passed
+    assert f"raised NameError at {CD} cell {writer + 2}, line 7 (`vocabulary = VOCAB`)" in text.message
+    assert text.hint.startswith(f"VOCAB is set in {CD} cell {writer + 1}, which the grader does not run")

@@ -120,3 +120,28 @@ def test_writer_must_sample_from_the_model(tmp_path, replacement, fragment):
     sampling = checks["writer.sampling"]
     assert not sampling.passed and fragment in sampling.message
     assert checks["writer.text"].passed and checks["writer.seeded"].passed
+
+
+@pytest.mark.parametrize("build, forward, source_fragment, kernel", [
+    # getattr with a computed name: the source cannot name it, the run does.
+    ("        self.cell = getattr(nn, 'LSTM' + 'Cell')(input_size, hidden_size, bias=bias)\n",
+     "        return self.cell(x, prev_state)\n", None, "lstm_cell"),
+    # torch's private kernel, called with the cell's own weights.
+    ("        self.w_ih = nn.Parameter(torch.randn(4 * hidden_size, input_size) * 0.1)\n"
+     "        self.w_hh = nn.Parameter(torch.randn(4 * hidden_size, hidden_size) * 0.1)\n",
+     "        return torch._VF.lstm_cell(x, prev_state or (torch.zeros(x.shape[0], self.hidden_size),) * 2, "
+     "self.w_ih, self.w_hh)\n", "torch._VF.lstm_cell at rnn_modules.py line", "lstm_cell"),
+])
+def test_builtin_kernels_are_caught_at_run_time_whatever_the_source_hides(tmp_path, build, forward, source_fragment,
+                                                                          kernel):
+    folder = submission(
+        tmp_path, "rnn_modules.py",
+        ("        self.forget_gate = nn.Linear(hidden_size + input_size, hidden_size, bias=bias)  # LSTM-FORGET\n",
+         build),
+        ("        if prev_state is None:  # LSTM-STATE\n", forward + "        if prev_state is None:\n"))
+    builtins = by_id(grade(folder, "lstmcell.builtins"))["lstmcell.builtins"]
+    assert not builtins.passed
+    assert builtins.message.startswith("LSTMCell uses torch's built-in recurrent code: ")
+    assert f"torch's {kernel} kernel, called from rnn_modules.py:" in builtins.message
+    if source_fragment:
+        assert source_fragment in builtins.message
