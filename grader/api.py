@@ -174,8 +174,8 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
                     deadline=started + limits.total_seconds, displays=plan.displays, line_maps=plan.line_maps,
                     unresolved=plan.unresolved)
     facts = runner.collect(checks)
-    report.checks = [_explain_left_out(evaluate(c, facts, rubric), _left_out_names(plan, facts))
-                     for c in checks]
+    left_out = _left_out_names(plan, facts)
+    report.checks = [_explain_left_out(evaluate(c, facts, rubric), left_out) for c in checks]
     for key, data in facts.artifacts.items():
         report.artifacts[key] = Artifact("image/png", data, caption=Path(key).name)
     for rel, loaded in (facts.load or {}).get("modules", {}).items():
