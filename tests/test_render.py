@@ -532,3 +532,12 @@ def test_format_count(value, text):
 @pytest.mark.parametrize("value, text", [(23.5, "23.5"), (24.0, "24"), (1 / 3, "0.33"), (-0.0, "0"), (0, "0")])
 def test_format_points(value, text):
     assert html_render.format_points(value) == text
+
+
+def test_gradescope_overview_names_every_graded_file():
+    from grader.render.gradescope import to_results
+
+    report = build_example_report()
+    assert "Graded files: `cnn_trainer.py`, `alexnet_kernels.py`." in to_results(report)["output"]
+    report.graded_files = ["cnn_trainer.py"]
+    assert "Graded file: `cnn_trainer.py`." in to_results(report)["output"]
