@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dlgrade-installed
 
-.PHONY: install test demo bench bench-shakespeare clean
+.PHONY: install test demo bench bench-shakespeare bench-cifar clean
 
 install: $(STAMP)
 
@@ -25,6 +25,16 @@ bench: $(STAMP)
 	$(PY) benchmarks/grade_bench.py --assignment cs1678-hw3 --submission reference/cs1678_hw3
 	$(PY) benchmarks/grade_bench.py --assignment cs1699-hw5 --submission reference/cs1699_hw5
 	$(PY) benchmarks/memory_task_calibration.py --seeds 5
+	$(PY) benchmarks/grade_bench.py --assignment ece661-hw2 --submission tests/submissions/ece661_plain --only 'simplenn*' --only 'swish.*' --only 'l1.*' --only 'lr-decay.*' --only 'resnet20.*'
+	$(PY) benchmarks/grade_bench.py --assignment dl-assignment2 --submission tests/submissions/dl2_plain --only 'lenet5.*' --only 'resnet18.*' --only 'activations.*'
+	$(PY) benchmarks/smoke_calibration.py --seeds 5
+	$(PY) benchmarks/cifar_pipeline_bench.py
+
+# ECE661 HW2 input pipelines: DataLoader + torchvision against the device-resident fast path
+# (images per second of the ResNet-20 training step; a GPU when one is present).
+bench-cifar: $(STAMP)
+	@mkdir -p bench-out
+	$(PY) benchmarks/cifar_pipeline_bench.py --json bench-out/cifar_pipeline.json
 
 # The handout's character GRU: minutes per epoch on a GPU, hours on a 2-core CPU.
 bench-shakespeare: $(STAMP)

@@ -28,12 +28,16 @@ def main() -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--repeat", type=int, default=1, help="grade this many times; report each and the best")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--labels", type=Path, action="append", default=[], help="held-out labels (as grade --labels)")
+    parser.add_argument("--data", type=Path, default=None, help="course data folder (as grade --data)")
+    parser.add_argument("--only", action="append", default=[], help="check-id patterns (as grade --only)")
     args = parser.parse_args()
 
     runs = []
     for _ in range(args.repeat):
         started = time.monotonic()
-        report = api.grade(args.submission, args.assignment, api.Options(device=args.device))
+        report = api.grade(args.submission, args.assignment,
+                           api.Options(device=args.device, labels=tuple(args.labels), data=args.data, only=tuple(args.only)))
         wall = time.monotonic() - started
         runs.append({"wall_s": round(wall, 2), "score": report.score, "max_score": report.max_score,
                      "worker_tree_peak_mb": report.timings.get("peak_tree_mb", 0.0),

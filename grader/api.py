@@ -18,11 +18,12 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__, discovery, intake, notebooks
+from . import __version__, discovery, heldout, intake, notebooks
 from .checks import evaluate
 from .errors import InputError, RubricError
 from .render.gradescope import to_results
 from .render.html import render_html
+from .facts import Facts
 from .results import Artifact, CheckResult, GradeReport, Note, Status
 from .rubric import Check, Rubric, load_rubric
 from .runner import LineMap, Runner
@@ -40,6 +41,9 @@ class Options:
     threads: int = 0  # torch threads in the worker; 0 = its default
     limits: dict = dataclasses.field(default_factory=dict)  # overrides of the rubric's [limits]
     hidden_paths: tuple[str, ...] = ()  # more paths the student's code must not see
+    labels: tuple[Path, ...] = ()  # held-out labels files for the rubric's [[predictions]]
+    data: Path | None = None  # course data the grader may show the submission (images for activation maps)
+    require_labels: bool = True  # False: missing labels cost only the accuracy checks (Gradescope)
 
 
 def grade(submission: Path | str, assignment: str, options: Options | None = None) -> GradeReport:
@@ -53,17 +57,40 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     report = GradeReport(assignment=rubric.id, title=rubric.title, submission=Path(submission).name,
                          self_check=options.self_check, hidden_checks=hidden if options.self_check else 0)
     device = _device(options.device)
-    options = dataclasses.replace(options, isolation=choose_isolation(options.isolation, sys.executable))
+    truths, labels_problems = _held_out_labels(rubric, checks, options)
+    options = dataclasses.replace(options, isolation=choose_isolation(options.isolation, sys.executable),
+                                  hidden_paths=options.hidden_paths + tuple(str(Path(p).resolve()) for p in options.labels))
     runs = _runs_root()
     run_root = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
     try:
         staged = intake.stage(Path(submission), run_root / "intake")
-        plan = plan_modules(rubric, staged)
-        report.submission = staged.source
-        report.graded_files = [plan.displays.get(m["module"], m["module"]) for m in plan.modules]
-        report.notes += staged.notes + plan.notes
+        # Read before any student code runs, from the staged copy that code cannot write.
+        scored = {spec.id: heldout.evaluate(spec, staged.root, staged.files, truths.get(spec.id))
+                  for spec in rubric.predictions}
+        findings = _code_findings(rubric, staged)
+        for spec in rubric.predictions:
+            scored[spec.id]["refused"] = [n.text for n in staged.notes if spec.file.lower() in n.text.lower()]
         try:
-            _run(report, rubric, checks, staged.root, plan, run_root, device, options, started)
+            plan = plan_modules(rubric, staged)
+        except InputError as exc:
+            if not rubric.predictions:
+                raise
+            plan = None  # no code at all: the predictions are still scored
+            no_code = str(exc)
+        report.submission = staged.source
+        report.notes += staged.notes + _label_exposure(options)
+        if plan is not None:
+            report.graded_files = [plan.displays.get(m["module"], m["module"]) for m in plan.modules]
+            report.notes += plan.notes
+        report.graded_files += [f["file"] for f in scored.values() if f.get("file")]
+        try:
+            if plan is None:
+                facts = Facts(module="the submission", load_problem=no_code)
+                _add_predictions(facts, scored, labels_problems, options, findings)
+                report.checks = [evaluate(c, facts, rubric) for c in checks]
+            else:
+                _run(report, rubric, checks, staged.root, plan, run_root, device, options, started,
+                     lambda facts: _add_predictions(facts, scored, labels_problems, options, findings))
         except Exception:
             _fail_report(report, checks, "".join(traceback.format_exc(limit=6)))
     finally:
@@ -161,10 +188,99 @@ def _unique(notes: list[Note]) -> list[Note]:
     return out
 
 
+def _held_out_labels(rubric: Rubric, checks: list[Check], options: Options) -> tuple[dict, dict]:
+    """The labels each selected accuracy check needs: {item id: {id: label}}, and for the
+    items that cannot be scored, why. Missing or bad labels are the staff's input error,
+    unless `require_labels` is off (Gradescope), where they cost only those checks."""
+    paths = heldout.match_labels(rubric, tuple(Path(p) for p in options.labels))
+    truths, problems = {}, {}
+    for check in checks:
+        spec = check.predictions
+        if check.kind != "predictions.accuracy" or spec.id in truths:
+            continue
+        try:
+            if spec.id not in paths:
+                raise InputError(f"{spec.file} is scored against held-out labels: pass --labels {spec.labels} "
+                                 "(an Id,Label file), or use --self-check to check only its format")
+            truths[spec.id] = heldout.load_truth(spec, paths[spec.id])
+        except InputError as exc:
+            if options.require_labels:
+                raise
+            problems[spec.id] = str(exc)
+    return truths, problems
+
+
+IMAGE_SUFFIXES = ("", ".jpg", ".jpeg", ".png")
+
+
+def _copy_inputs(rubric: Rubric, options: Options, folder: Path) -> dict[str, str]:
+    """Copy the course images a task names (`accordion/image_0001`) from --data into the
+    sandbox, where the worker may read them; names not found get a stand-in there."""
+    out: dict[str, str] = {}
+    if options.data is None:
+        return out
+    base = Path(options.data).resolve()
+    for task in rubric.tasks:
+        for name in task.params.get("images", []) if task.kind == "activation_maps" else []:
+            for suffix in IMAGE_SUFFIXES:
+                src = (base / (name + suffix)).resolve()
+                if src.is_file() and base in src.parents and src.stat().st_size < 20 << 20:
+                    dest = folder / f"{len(out)}{src.suffix}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dest)
+                    out[name] = str(dest)
+                    break
+    return out
+
+
+def _label_exposure(options: Options) -> list[Note]:
+    """bubblewrap hides the labels files; running as nobody hides only what others cannot read."""
+    if options.isolation == "bwrap" or not options.labels:
+        return []
+    if options.isolation == "process":
+        return [Note("warning", "The held-out labels were readable by the submission's code (process isolation "
+                                "only); install bubblewrap before grading with --labels.")]
+    exposed = [Path(p).name for p in options.labels if _readable_by_others(Path(p))]
+    if exposed:
+        return [Note("warning", f"{', '.join(exposed)} can be read by other users, so the submission's code "
+                                "(running as nobody) could have read it: remove the read permission for others.")]
+    return []
+
+
+def _readable_by_others(path: Path) -> bool:
+    path = path.resolve()
+    try:
+        if not os.stat(path).st_mode & 0o004:
+            return False
+        return all(os.stat(folder).st_mode & 0o001 for folder in path.parents)
+    except OSError:
+        return False
+
+
+def _code_findings(rubric: Rubric, staged) -> dict[str, list[dict]]:
+    """Evidence in the source for parts that live in code the grader does not run."""
+    kinds = {t.kind for t in rubric.tasks}
+    if not kinds & {"lr_decay", "weight_penalty"}:
+        return {}
+    from . import codescan
+
+    code = codescan.sources(staged.root, staged.files)
+    return {"lr_decay": [dataclasses.asdict(f) for f in codescan.find_lr_decay(code)],
+            "l1_penalty": [dataclasses.asdict(f) for f in codescan.find_l1_penalty(code)]}
+
+
+def _add_predictions(facts, scored: dict, labels_problems: dict, options: Options, findings: dict) -> None:
+    facts.code_findings = findings
+    facts.predictions = scored
+    facts.labels_problems = labels_problems
+    facts.self_check = options.self_check
+
+
 def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: Path, plan: ModulePlan,
-         run_root: Path, device: str, options: Options, started: float) -> None:
+         run_root: Path, device: str, options: Options, started: float, add_facts=None) -> None:
     sandbox_dir = run_root / "sandbox"
     shutil.copytree(staged_root, sandbox_dir / "submission", symlinks=True)
+    inputs = _copy_inputs(rubric, options, sandbox_dir / "inputs")
     limits = dataclasses.replace(rubric.limits, **options.limits)
     rubric = dataclasses.replace(rubric, limits=limits)
     config = SandboxConfig(memory_mb=limits.memory_mb, threads=options.threads, isolation=options.isolation,
@@ -172,12 +288,14 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
                            hidden_paths=_hidden_paths(options))
     runner = Runner(rubric, sandbox_dir / "submission", plan.modules, sandbox_dir, config, device,
                     deadline=started + limits.total_seconds, displays=plan.displays, line_maps=plan.line_maps,
-                    unresolved=plan.unresolved)
+                    unresolved=plan.unresolved, inputs=inputs)
     facts = runner.collect(checks)
+    if add_facts is not None:
+        add_facts(facts)
     left_out = _left_out_names(plan, facts)
     report.checks = [_explain_left_out(evaluate(c, facts, rubric), left_out) for c in checks]
     for key, data in facts.artifacts.items():
-        report.artifacts[key] = Artifact("image/png", data, caption=Path(key).name)
+        report.artifacts[key] = Artifact("image/png", data, caption=facts.captions.get(key, Path(key).name))
     for rel, loaded in (facts.load or {}).get("modules", {}).items():
         name = plan.displays.get(rel, rel)
         err = loaded.get("error")
@@ -188,6 +306,10 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
             report.note("info", f"{name}: {_skipped_text(skipped, plan.line_maps.get(rel))}")
     for text in facts.hazards:
         report.note("warning", text)
+    for symbol, info in (facts.load or {}).get("symbols", {}).items():
+        if info.get("defined_as"):
+            report.note("info", f"{symbol} is defined as {info['defined_as']} in {facts.file_of(symbol)}; graded under "
+                                "that name (the handout's spelling is " + symbol + ").")
     report.student_output = runner.student_output()
     env = facts.environment
     report.environment = {
@@ -314,7 +436,8 @@ def _rubric(assignment: str) -> Rubric:
 
 def _select(checks: list[Check], options: Options) -> list[Check]:
     if options.self_check:
-        checks = [c for c in checks if c.visibility == "visible"]
+        # Accuracy needs the held-out labels, which only grading has.
+        checks = [c for c in checks if c.visibility == "visible" and c.kind != "predictions.accuracy"]
     if options.only:
         matching = [c for c in checks if any(fnmatch.fnmatchcase(c.check_id, p) for p in options.only)]
         if not matching and not (options.self_check and checks):

@@ -32,6 +32,7 @@ def main(ctx: click.Context, list_: bool) -> None:
 
     \b
       grade SUBMISSION --assignment ID [--out DIR] [--device auto|cpu|cuda] [--self-check]
+                       [--labels FILE] [--data DIR]
       grade --list
       grade build-autograder ID -o autograder.zip
 
@@ -67,11 +68,16 @@ def main(ctx: click.Context, list_: bool) -> None:
               help="Run only checks whose id matches, e.g. 'alexnet.*' (repeatable).")
 @click.option("--isolation", type=click.Choice(["auto", "bwrap", "user", "process"]), default="auto", show_default=True,
               help="How the submission is isolated; auto picks the strongest this machine allows.")
+@click.option("--labels", "labels", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Held-out labels (an Id,Label CSV) to score the submission's predictions file against (repeatable).")
+@click.option("--data", "data", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="Course data folder holding the images a rubric names (e.g. accordion/image_0001.jpg for activation maps).")
 @click.option("--color/--no-color", default=None, help="Colour the summary (default: when printing to a terminal).")
 def grade_submission(submission: Path, assignment: str, out: Path, device: str, self_check: bool, only: tuple[str, ...],
-                     isolation: str, color: bool | None) -> None:
+                     isolation: str, labels: tuple[Path, ...], data: Path | None, color: bool | None) -> None:
     """Grade SUBMISSION against an assignment's rubric."""
-    options = api.Options(device=device, self_check=self_check, only=only, isolation=isolation)
+    options = api.Options(device=device, self_check=self_check, only=only, isolation=isolation, labels=labels,
+                          data=data)
     try:
         report = api.grade(submission, assignment, options)
     except (InputError, RubricError) as exc:
@@ -95,12 +101,16 @@ def grade_submission(submission: Path, assignment: str, out: Path, device: str, 
 @click.argument("assignment")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("autograder.zip"), show_default=True,
               help="Where to write the zip to upload to Gradescope.")
-def build_autograder(assignment: str, output: Path) -> None:
+@click.option("--labels", "labels", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Held-out labels to put in the zip, for scoring predictions files (repeatable).")
+@click.option("--data", "data", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="Course data folder: the images the rubric names are copied into the zip.")
+def build_autograder(assignment: str, output: Path, labels: tuple[Path, ...], data: Path | None) -> None:
     """Build the autograder zip (setup.sh, run_autograder, grader, rubric) for ASSIGNMENT."""
     from .gradescope import build_zip
 
     try:
-        path, files = build_zip(assignment, output)
+        path, files = build_zip(assignment, output, labels, data)
     except (InputError, RubricError, KeyError) as exc:
         click.echo(f"grade: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
         sys.exit(2)

@@ -28,12 +28,18 @@ class Facts:
     images: dict[str, list[str]] = field(default_factory=dict)  # task id -> artifact keys, in call order
     rejected_images: dict[str, list[str]] = field(default_factory=dict)  # task id -> why files were not shown
     artifacts: dict[str, bytes] = field(default_factory=dict)  # artifact key -> PNG bytes, validated
+    captions: dict[str, str] = field(default_factory=dict)  # artifact key -> what the image shows
     hazards: list[str] = field(default_factory=list)  # what the worker worked around, for the student
     source_findings: dict[str, list[dict] | None] = field(default_factory=dict)  # cell -> built-ins in its source
 
     def add_hazards(self, notes: list[str]) -> None:
         self.hazards += [n for n in notes if n not in self.hazards]
 
+    predictions: dict[str, dict] = field(default_factory=dict)  # predictions item id -> what heldout.evaluate found
+    labels_problems: dict[str, str] = field(default_factory=dict)  # predictions item id -> why it cannot be scored
+    self_check: bool = False
+    code_findings: dict[str, list[dict]] = field(default_factory=dict)  # "lr_decay" | "l1_penalty" -> found in source
+    picks: dict[str, dict] = field(default_factory=dict)  # rubric symbol -> {"name", "reason"}: the class graded for it
     displays: dict[str, str] = field(default_factory=dict)  # module path -> the name the student knows
     unresolved: dict[str, str] = field(default_factory=dict)  # symbol -> why no file was found for it
 

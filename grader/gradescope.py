@@ -23,6 +23,8 @@ from .rubric import load_rubric
 REPO = Path(__file__).resolve().parent.parent
 FILES = Path(__file__).resolve().parent / "gradescope_files"
 ASSIGNMENT_FILE = "dlgrade-assignment"
+LABELS_DIR = "labels"  # held-out labels inside the autograder source
+DATA_DIR = "data"  # course images a rubric names (activation maps), inside the autograder source
 DEFAULT_BUDGET = 540  # Gradescope's default timeout is 600 s; finish and write before it
 
 
@@ -40,7 +42,9 @@ def run(root: Path, assignment: str | None = None, budget: float | None = None) 
         total = min(load_rubric(assignment).limits.total_seconds, budget)
         options = api.Options(device="cpu", limits={"total_seconds": total},
                               hidden_paths=(str(root / "source"), str(results_dir),
-                                            str(root / "submission_metadata.json")))
+                                            str(root / "submission_metadata.json")),
+                              labels=_labels(root), require_labels=False,
+                              data=root / "source" / DATA_DIR if (root / "source" / DATA_DIR).is_dir() else None)
         report = api.grade(root / "submission", assignment, options)
     except (InputError, RubricError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
@@ -52,6 +56,17 @@ def run(root: Path, assignment: str | None = None, budget: float | None = None) 
     report.seconds = round(time.monotonic() - started, 2)
     paths = api.write_outputs(report, results_dir)
     return json.loads(paths["json"].read_text())
+
+
+def _labels(root: Path) -> tuple[Path, ...]:
+    """The held-out labels shipped in the autograder's labels/ folder. As root, make that
+    folder root-only first, so a worker running as nobody cannot read it either."""
+    folder = root / "source" / LABELS_DIR
+    if not folder.is_dir():
+        return ()
+    if os.geteuid() == 0:
+        os.chmod(folder, 0o700)
+    return tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file()))
 
 
 def _assignment(root: Path) -> str | None:
@@ -74,10 +89,19 @@ def _budget() -> float:
     return value if value > 0 else DEFAULT_BUDGET
 
 
-def build_zip(assignment: str, output: Path) -> tuple[Path, list[str]]:
-    """The zip an instructor uploads: setup.sh and run_autograder at its root, beside the grader."""
+def build_zip(assignment: str, output: Path, labels: tuple[Path, ...] = (),
+              data: Path | None = None) -> tuple[Path, list[str]]:
+    """The zip an instructor uploads: setup.sh and run_autograder at its root, beside the
+    grader; held-out labels, checked here, under labels/."""
     rubric = load_rubric(assignment)  # fails early, with a clear message, on a bad rubric
     rubric_files = _rubric_chain(Path(rubric.path))
+    from .heldout import load_truth, match_labels
+
+    matched = match_labels(rubric, tuple(labels))
+    for spec in rubric.predictions:
+        if spec.id not in matched:
+            raise InputError(f"{assignment} scores {spec.file} against held-out labels: pass --labels {spec.labels}")
+        load_truth(spec, matched[spec.id])  # a bad labels file fails now, not in every student's grade
     entries: dict[str, bytes] = {
         "setup.sh": (FILES / "setup.sh").read_bytes(),
         "run_autograder": (FILES / "run_autograder").read_bytes(),
@@ -90,12 +114,24 @@ def build_zip(assignment: str, output: Path) -> tuple[Path, list[str]]:
             entries[str(path.relative_to(REPO))] = path.read_bytes()
     for path in rubric_files:
         entries[f"rubrics/{path.name}"] = path.read_bytes()
+    for spec in rubric.predictions:
+        entries[f"{LABELS_DIR}/{spec.labels}"] = matched[spec.id].read_bytes()
+    if data is not None:
+        from .api import IMAGE_SUFFIXES
+
+        for task in rubric.tasks:
+            for name in task.params.get("images", []) if task.kind == "activation_maps" else []:
+                found = [data / (name + s) for s in IMAGE_SUFFIXES if (data / (name + s)).is_file()]
+                if not found:
+                    raise InputError(f"--data {data}: {name} is not there (looked for {name}.jpg and .png)")
+                entries[f"{DATA_DIR}/{found[0].relative_to(data).as_posix()}"] = found[0].read_bytes()
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries.items():
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.create_system = 3  # Unix, so unzip restores the modes below
-            info.external_attr = (stat.S_IFREG | (0o755 if name in ("setup.sh", "run_autograder") else 0o644)) << 16
+            mode = 0o755 if name in ("setup.sh", "run_autograder") else 0o600 if name.startswith(f"{LABELS_DIR}/") else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, data)
     return output, sorted(entries)

@@ -59,20 +59,31 @@ def _columns(header: list[str], shown: str) -> tuple[int, int, list[str]]:
     return ids[0], labels[0], notes
 
 
-def read_predictions(path: Path, num_classes: int, expected_ids: range, shown: str = "predictions.csv",
-                     max_bytes: int | None = None) -> Predictions:
-    """Parse and validate; the ids must be exactly `expected_ids`, labels in [0, num_classes)."""
+def read_predictions(path: Path, num_classes: int, expected_ids: range | None, shown: str = "predictions.csv",
+                     max_bytes: int | None = None, class_names: tuple[str, ...] = ()) -> Predictions:
+    """Parse and validate; the ids must be exactly `expected_ids` (any distinct ids from 0 up
+    when None: the count is not known before the labels are), labels in [0, num_classes).
+
+    `class_names` (index order) lets the message for labels written as names say which
+    index each name has."""
     path = Path(path)
-    limit = max_bytes if max_bytes is not None else 64 * (len(expected_ids) + 100)
+    open_ended = expected_ids is None
+    if open_ended:
+        expected_ids = range(0, 10**9)
+    limit = max_bytes if max_bytes is not None else 64 * (len(expected_ids) + 100) if not open_ended else 16 << 20
     size = path.stat().st_size
     if size == 0:
         raise PredictionsError(f"{shown} is empty.")
     if size > limit:
-        raise PredictionsError(f"{shown} is {size:,} bytes; {len(expected_ids):,} rows of `Id,Label` need far less "
-                               f"(at most {limit:,} bytes are read). Write one row per test image.")
+        need = "" if open_ended else f"; {len(expected_ids):,} rows of `Id,Label` need far less"
+        raise PredictionsError(f"{shown} is {size:,} bytes{need} (at most {limit:,} bytes are read). "
+                               "Write one row per image.")
     labels: dict[int, int] = {}
     problems: list[str] = []
     duplicates: list[str] = []
+    outside: list[int] = []  # ids out of range, gathered whole to recognise ids counted from 1
+    named: list[str] = []  # labels written as class names
+    names = {n.lower(): i for i, n in enumerate(class_names)}
     id_col = label_col = width = None
     notes: list[str] = []
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as f:
@@ -92,13 +103,19 @@ def read_predictions(path: Path, num_classes: int, expected_ids: range, shown: s
             if not _INT.fullmatch(raw_id):
                 problems.append(f"line {number}: the id `{raw_id[:20]}` is not a whole number")
                 continue
+            if not _INT.fullmatch(raw_label) and raw_label.strip('"').lower() in names:
+                named.append(raw_label.strip('"'))
+                continue
             if not _INT.fullmatch(raw_label):
                 problems.append(f"line {number}: the label `{raw_label[:20]}` is not a whole number "
                                 f"(write the class index 0-{num_classes - 1}, not a name or a probability)")
                 continue
             ident, label = int(raw_id), int(raw_label)
             if ident not in expected_ids:
-                problems.append(f"line {number}: id {ident} is outside {expected_ids.start}-{expected_ids.stop - 1}")
+                if len(outside) < len(expected_ids) + 1:
+                    outside.append(ident)
+                if len(outside) <= 2:
+                    problems.append(f"line {number}: id {ident} is outside {expected_ids.start}-{expected_ids.stop - 1}")
             elif not 0 <= label < num_classes:
                 problems.append(f"line {number}: label {label} is outside 0-{num_classes - 1}")
             elif ident in labels:
@@ -109,10 +126,19 @@ def read_predictions(path: Path, num_classes: int, expected_ids: range, shown: s
                 break
     if id_col is None:
         raise PredictionsError(f"{shown} has only blank lines.")
+    if named:
+        mapping = ", ".join(f"{n}={i}" for i, n in enumerate(class_names))
+        raise PredictionsError(f"{shown} gives class names as labels (`{named[0]}` first, {len(named):,} rows), but "
+                               f"each label must be the class index, as in the sample file. The indices are: {mapping}.")
+    first, last = expected_ids.start, expected_ids.stop - 1
+    if not open_ended and outside and len(outside) + len(labels) == len(expected_ids) and min(outside) == last + 1 \
+            and all(i > first for i in labels) and not duplicates:
+        raise PredictionsError(f"{shown}'s ids run from {first + 1} to {last + 1:,}; they must run from {first} to "
+                               f"{last:,} (the first test image is Id {first}). Number the rows from {first}.")
     if duplicates:
         problems.append(f"ids given more than once: {', '.join(duplicates[:MAX_LISTED])}"
                         + (f" and {len(duplicates) - MAX_LISTED} more" if len(duplicates) > MAX_LISTED else ""))
-    missing = len(expected_ids) - len(labels) if not problems else 0
+    missing = len(expected_ids) - len(labels) if not problems and not open_ended else 0
     if missing:
         absent = [str(i) for i in expected_ids if i not in labels][:MAX_LISTED]
         problems.append(f"{missing:,} of the {len(expected_ids):,} ids are missing (first: {', '.join(absent)})")

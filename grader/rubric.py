@@ -17,7 +17,8 @@ from .errors import RubricError
 from .results import VISIBILITIES
 from .spectable import SpecRow, TableError, parse_table, with_num_classes
 
-MODEL_CHECK_KINDS = ("construct", "architecture", "forward", "gradients", "dropout", "training")
+MODEL_CHECK_KINDS = ("construct", "architecture", "structure", "forward", "gradients", "dropout", "training")
+STRUCTURE_KINDS = ("resnet", "batchnorm")
 # Task parameters that name something the submission defines.
 SYMBOL_PARAMS = ("function", "helper", "model", "symbol", "cell")
 CELL_CHECK_KINDS = ("contract", "parameters", "builtins", "behaviour", "memory")
@@ -30,7 +31,13 @@ TASK_KINDS = {
     "next_char_model": (("forward", "continuation"), {"symbol": "name", "cell": "name"}),
     "text_generator": (("text", "sampling", "seeded"),
                        {"function": "name", "model": "name", "length": "int", "start": "strings"}),
+    "activation_function": (("source", "values"), {"function": "name"}),
+    "weight_penalty": (("gradient",), {"function": "name", "strength": "float?"}),
+    "lr_decay": (("decay",), {}),
+    "activation_maps": (("maps",), {"model": "name", "images": "strings", "channels": "ints"}),
 }
+# Task kinds judged from the source alone: nothing runs in the sandbox for them.
+STATIC_TASK_KINDS = ("lr_decay",)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_ID = re.compile(r"^[a-z0-9_.-]+$")
 
@@ -80,12 +87,25 @@ class ModelSpec:
     table_num_classes: int | None = None
     hints: dict[str, str] = field(default_factory=dict)
     training: TrainingSpec | None = None  # this model's own smoke-test settings, if it needs them
+    structure: dict | None = None  # for the `structure` check: {"kind": "resnet" | "batchnorm", ...}
+    pick: bool = False  # names vary: when `symbol` is not defined, grade the student's class that fits best
+    pick_functions: tuple[str, ...] = ()  # factory functions whose names contain these may be picked too
+    title: str = ""  # how messages name the model, e.g. "ResNet-20"
+    # Other readings of the table the handout allows (e.g. LeNet5's conv padding): (name, rows).
+    alternatives: tuple[tuple[str, tuple[SpecRow, ...]], ...] = ()
+    table_reading: str = ""  # what the first table's reading is called, when there are alternatives
+    final_softmax_ok: bool = False  # the handout's last layer "is" a softmax: accept one, with a note
 
-    def rows_for(self, variant: Variant) -> list[SpecRow]:
-        assert self.table is not None
+    def rows_for(self, variant: Variant, table: tuple[SpecRow, ...] | None = None) -> list[SpecRow]:
+        table = table if table is not None else self.table
+        assert table is not None
         if variant.num_classes is None or self.table_num_classes is None:
-            return list(self.table)
-        return with_num_classes(list(self.table), self.table_num_classes, variant.num_classes)
+            return list(table)
+        return with_num_classes(list(table), self.table_num_classes, variant.num_classes)
+
+    def readings(self) -> list[tuple[str, tuple[SpecRow, ...]]]:
+        """Every table the model may match: the first, then the alternatives."""
+        return [(self.table_reading, self.table)] + list(self.alternatives) if self.table is not None else []
 
     def call_for(self, variant: Variant) -> tuple[list[Any], dict[str, Any]]:
         """Constructor arguments with "$name" placeholders filled from the variant."""
@@ -128,6 +148,42 @@ class ManualItem:
 
 
 @dataclass(frozen=True)
+class PredictionsSpec:
+    """A predictions.csv the submission includes, scored against held-out labels the
+    course staff keeps (`grade --labels FILE`, or labels/ inside the Gradescope zip)."""
+
+    id: str
+    part: str
+    name: str  # what the accuracy check is called, e.g. "ResNet-20 accuracy on the test set"
+    file: str  # the file students submit, e.g. "predictions.csv"
+    labels: str  # the held-out labels' file name, e.g. "cifar10-test-labels.csv"
+    num_classes: int
+    first_id: int
+    count: int  # rows expected; 0 when only the labels file knows (a validation split's size)
+    thresholds: tuple[tuple[float, float], ...]  # (minimum accuracy, points), ascending
+    class_names: tuple[str, ...] = ()
+    format_points: float = 0.0
+    leaderboard: str = ""  # Gradescope leaderboard column; empty for none
+    visibility: str = "visible"
+
+    @property
+    def ids(self) -> range | None:
+        return range(self.first_id, self.first_id + self.count) if self.count else None
+
+    def rows_text(self) -> str:
+        if self.count:
+            return f"{self.count:,} rows of Id,Label, ids {self.first_id}-{self.first_id + self.count - 1}"
+        return f"one Id,Label row per image, ids from {self.first_id}"
+
+    @property
+    def points(self) -> float:
+        return max(p for _, p in self.thresholds)
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else str(index)
+
+
+@dataclass(frozen=True)
 class ModuleGroup:
     """One file the submission should contain: its accepted names (the handout's first;
     .py or .ipynb) and the symbols the rubric takes from it."""
@@ -152,6 +208,7 @@ class Check:
     task: TaskSpec | None = None
     manual: ManualItem | None = None
     cell: CellSpec | None = None
+    predictions: PredictionsSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +225,7 @@ class Rubric:
     tasks: tuple[TaskSpec, ...]
     manual: tuple[ManualItem, ...]
     cells: tuple[CellSpec, ...] = ()
+    predictions: tuple[PredictionsSpec, ...] = ()
 
     def symbols(self) -> list[str]:
         names = [m.symbol for m in self.models] + [c.symbol for c in self.cells]
@@ -205,6 +263,12 @@ class Rubric:
             for kind, pts in t.points.items():
                 by_part[t.part].append(Check(f"{t.id}.{kind}", f"{t.kind}.{kind}", t.part, "",
                                              _task_check_name(t, kind), pts, t.visibility, task=t))
+        for pr in self.predictions:
+            by_part[pr.part].append(Check(f"predictions.{pr.id}.format", "predictions.format", pr.part, "",
+                                          f"{pr.file}: {pr.rows_text()}, labels 0-{pr.num_classes - 1}",
+                                          pr.format_points, "visible", predictions=pr))
+            by_part[pr.part].append(Check(f"predictions.{pr.id}.accuracy", "predictions.accuracy", pr.part, "",
+                                          pr.name, pr.points, pr.visibility, predictions=pr))
         for item in self.manual:
             by_part[item.part].append(Check(f"manual.{item.id}", "manual", item.part, "", item.name, 0.0,
                                             "visible", manual=item))
@@ -263,7 +327,7 @@ def _read_with_bases(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
         raise RubricError(str(path), "extends", f"no rubric named {base!r} beside this file")
     merged = _read_with_bases(base_path, seen + (path.stem,))
     for key, value in data.items():
-        if key in ("model", "task", "manual", "cell"):
+        if key in ("model", "task", "manual", "cell", "predictions"):
             merged[key] = merged.get(key, []) + value  # a variant adds items to its base's lists
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
@@ -329,7 +393,7 @@ def _points(path: str, where: str, value: Any, allowed: tuple[str, ...]) -> dict
 
 def _build(data: dict[str, Any], path: str) -> Rubric:
     top = _Reader(path, "", data, {"schema", "id", "title", "handout", "submission", "limits", "parts",
-                                    "training", "model", "task", "manual", "cell"})
+                                    "training", "model", "task", "manual", "cell", "predictions"})
     if top.get("schema", int) != 1:
         top.fail("schema", "this grader reads schema 1")
     rubric_id = top.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and .")
@@ -347,16 +411,18 @@ def _build(data: dict[str, Any], path: str) -> Rubric:
     models = tuple(_model(path, f"model[{i}]", m, part_of, training) for i, m in enumerate(top.get("model", list, [])))
     tasks = tuple(_task(path, f"task[{i}]", t, part_of) for i, t in enumerate(top.get("task", list, [])))
     cells = tuple(_cell(path, f"cell[{i}]", c, part_of) for i, c in enumerate(top.get("cell", list, [])))
+    predictions = tuple(_predictions(path, f"predictions[{i}]", p, part_of)
+                        for i, p in enumerate(top.get("predictions", list, [])))
     manual = []
     for i, item in enumerate(top.get("manual", list, [])):
         r = _Reader(path, f"manual[{i}]", item, {"id", "part", "name", "points"})
         manual.append(ManualItem(r.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and ."),
                                  part_of(r), r.get("name", str), r.get("points", float, check=_positive)))
-    if not models and not tasks and not cells:
-        top.fail("model", "a rubric needs at least one [[model]], [[cell]] or [[task]]")
+    if not models and not tasks and not cells and not predictions:
+        top.fail("model", "a rubric needs at least one [[model]], [[cell]], [[task]] or [[predictions]]")
 
     rubric = Rubric(rubric_id, top.get("title", str), top.get("handout", str), path, groups, dict(parts),
-                    limits, training, models, tasks, tuple(manual), cells)
+                    limits, training, models, tasks, tuple(manual), cells, predictions)
     seen: set[str] = set()
     for check in rubric.checks():
         if check.check_id in seen:
@@ -399,7 +465,8 @@ def _training(path: str, where: str, data: Any, base: TrainingSpec) -> TrainingS
 
 def _model(path: str, where: str, data: Any, part_of, training: TrainingSpec) -> ModelSpec:
     r = _Reader(path, where, data, {"symbol", "part", "args", "kwargs", "input", "variants", "points", "table",
-                                    "table_name", "table_num_classes", "hints", "training"})
+                                    "table_name", "table_num_classes", "hints", "training", "structure", "pick",
+                                    "pick_functions", "title", "tables", "final_softmax_ok"})
     symbol = r.get("symbol", str, check=_identifier)
     part = part_of(r)
     args = r.get("args", list, [])
@@ -418,7 +485,18 @@ def _model(path: str, where: str, data: Any, part_of, training: TrainingSpec) ->
             raise RubricError(path, f"{where}.variants[{j}]", f"no value for ${sorted(missing)[0]} used in args")
     points = _points(path, f"{where}.points", r.get("points", dict), MODEL_CHECK_KINDS)
     table = table_nc = None
-    if "architecture" in points:
+    readings: list[tuple[str, tuple[SpecRow, ...]]] = []
+    if "architecture" in points and "tables" in data:
+        for j, item in enumerate(r.get("tables", list)):
+            tr = _Reader(path, f"{where}.tables[{j}]", item, {"name", "table"})
+            try:
+                readings.append((tr.get("name", str), tuple(parse_table(tr.get("table", str), tuple(shape)))))
+            except TableError as exc:
+                raise RubricError(path, f"{where}.tables[{j}].table", str(exc)) from None
+        if not readings:
+            r.fail("tables", "needs at least one {name, table}")
+        table = readings[0][1]
+    elif "architecture" in points:
         text = r.get("table", str)
         try:
             table = tuple(parse_table(text, tuple(shape)))
@@ -433,8 +511,18 @@ def _model(path: str, where: str, data: Any, part_of, training: TrainingSpec) ->
         if k not in MODEL_CHECK_KINDS:
             raise RubricError(path, f"{where}.hints.{k}", f"not a check kind ({', '.join(MODEL_CHECK_KINDS)})")
     own = _training(path, f"{where}.training", r.get("training", dict), training) if "training" in data else None
+    structure = None
+    if "structure" in points:
+        structure = r.get("structure", dict)
+        if structure.get("kind") not in STRUCTURE_KINDS:
+            raise RubricError(path, f"{where}.structure.kind", f"must be one of {', '.join(STRUCTURE_KINDS)}")
+        if structure["kind"] == "resnet" and not (isinstance(structure.get("stages"), list) and all(
+                isinstance(s, list) and len(s) == 2 and all(isinstance(x, int) and x > 0 for x in s) for s in structure["stages"])):
+            raise RubricError(path, f"{where}.structure.stages", "list [width, blocks] pairs")
     return ModelSpec(symbol, part, tuple(args), kwargs, tuple(shape), tuple(variants), points,
-                     r.get("table_name", str, "the handout's table"), table, table_nc, hints, own)
+                     r.get("table_name", str, "the handout's table"), table, table_nc, hints, own, structure,
+                     r.get("pick", bool, False), tuple(r.get("pick_functions", list, [])), r.get("title", str, ""),
+                     tuple(readings[1:]), readings[0][0] if readings else "", r.get("final_softmax_ok", bool, False))
 
 
 def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:
@@ -444,14 +532,50 @@ def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:
     point_kinds, param_types = TASK_KINDS[kind]
     r = _Reader(path, where, data, {"id", "kind", "part", "points", "visibility"} | set(param_types))
     checks = {"name": lambda: r.get(name, str, check=_identifier), "int": lambda: r.get(name, int, check=_positive),
+              "float": lambda: r.get(name, float, check=_positive),
+              "ints": lambda: r.get(name, list, check=lambda v: None if v and all(isinstance(x, int) and x > 0 for x in v)
+                                    else "must list positive whole numbers"),
               "strings": lambda: r.get(name, list, check=lambda v: None if v and all(isinstance(x, str) and x for x in v)
                                        else "must list non-empty strings")}
     params = {}
     for name, kind_of in param_types.items():
-        params[name] = checks[kind_of]()
+        if kind_of.endswith("?") and name not in data:
+            continue  # optional
+        params[name] = checks[kind_of.rstrip("?")]()
     return TaskSpec(r.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and ."),
                     kind, part_of(r), _points(path, f"{where}.points", r.get("points", dict), point_kinds),
                     r.get("visibility", str, "visible", check=_visibility), params)
+
+
+def _predictions(path: str, where: str, data: Any, part_of) -> PredictionsSpec:
+    r = _Reader(path, where, data, {"id", "part", "name", "file", "labels", "num_classes", "first_id", "count",
+                                    "thresholds", "class_names", "format_points", "leaderboard", "visibility"})
+    csv_name = lambda v: None if re.fullmatch(r"[\w.-]+\.csv", v) else "must be a plain file name ending in .csv"
+    thresholds = []
+    for j, pair in enumerate(r.get("thresholds", list)):
+        ok = (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                                 for x in pair) and 0 <= pair[0] <= 1 and pair[1] > 0)
+        if not ok:
+            raise RubricError(path, f"{where}.thresholds[{j}]", "use [minimum accuracy between 0 and 1, points > 0]")
+        thresholds.append((float(pair[0]), float(pair[1])))
+    if not thresholds:
+        r.fail("thresholds", "needs at least one [minimum accuracy, points] pair")
+    if sorted(thresholds) != thresholds or len({p for _, p in thresholds}) != len(thresholds) \
+            or [p for _, p in thresholds] != sorted(p for _, p in thresholds):
+        r.fail("thresholds", "list pairs from the lowest accuracy up, each worth more points than the last")
+    num_classes = r.get("num_classes", int, check=_positive)
+    names = tuple(r.get("class_names", list, [], check=lambda v: None if all(isinstance(x, str) and x for x in v)
+                        else "must list class names"))
+    if names and len(names) != num_classes:
+        r.fail("class_names", f"lists {len(names)} names for {num_classes} classes")
+    return PredictionsSpec(
+        id=r.get("id", str, check=lambda v: None if _CHECK_ID.match(v) else "use lowercase letters, digits, - and ."),
+        part=part_of(r), name=r.get("name", str), file=r.get("file", str, check=csv_name),
+        labels=r.get("labels", str, check=csv_name), num_classes=num_classes,
+        first_id=r.get("first_id", int, 0, check=lambda v: None if v >= 0 else "cannot be negative"),
+        count=r.get("count", int, 0, check=lambda v: None if v >= 0 else "cannot be negative"), thresholds=tuple(thresholds), class_names=names,
+        format_points=r.get("format_points", float, 0.0, check=lambda v: None if v >= 0 else "cannot be negative"),
+        leaderboard=r.get("leaderboard", str, ""), visibility=r.get("visibility", str, "visible", check=_visibility))
 
 
 def _cell(path: str, where: str, data: Any, part_of) -> CellSpec:
@@ -471,10 +595,12 @@ def _cell(path: str, where: str, data: Any, part_of) -> CellSpec:
 # ---------------------------------------------------------------- naming
 
 def _model_check_name(m: ModelSpec, v: Variant, kind: str) -> str:
-    who = m.symbol + (f" ({v.num_classes} classes)" if v.num_classes is not None else "")
+    several = len(m.variants) > 1
+    who = (m.title or m.symbol) + (f" ({v.num_classes} classes)" if several and v.num_classes is not None else "")
     return {
         "construct": f"{who}: defined and builds from its constructor arguments",
         "architecture": f"{who}: layers match {m.table_name}",
+        "structure": f"{who}: {(m.structure or {}).get('name', 'the required structure')}",
         "forward": f"{who}: forward gives one finite score per class",
         "gradients": f"{who}: every parameter gets a finite gradient",
         "dropout": f"{who}: dropout is active in train mode and off in eval mode",
@@ -501,6 +627,16 @@ def _task_check_name(t: TaskSpec, kind: str) -> str:
             "images": f"{fn} saves the kernel images",
         }[kind]
     p = t.params
+    if t.kind == "activation_function":
+        return {"source": f"{p['function']} is written from scratch, without torch's SiLU",
+                "values": f"{p['function']}(x) equals x * sigmoid(x), and so does its gradient"}[kind]
+    if t.kind == "weight_penalty":
+        return f"{p['function']}: an L1 penalty whose gradient is strength * sign(w)"
+    if t.kind == "activation_maps":
+        ch = " and ".join(str(c) for c in p["channels"])
+        return f"{p['model']}'s first two conv layers give {ch} activation maps on the handout's images (drawn in the report)"
+    if t.kind == "lr_decay":
+        return "The learning rate decays during training (a scheduler, or the optimizer's lr updated)"
     names = {
         "sentiment_model": {"forward": f"{p.get('symbol')} gives two scores per review",
                             "last_token": f"{p.get('symbol')} reads each review's last real token, whatever the padding"},

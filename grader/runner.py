@@ -18,7 +18,7 @@ from pathlib import Path
 from .facts import Facts, ProbeOutcome
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
-from .sourcescan import builtin_uses
+from .sourcescan import FORBIDDEN, SILU, builtin_uses
 
 MAX_STARTS = 6  # the first worker and five replacements
 _LOCATION = re.compile(r"(?P<file>[\w./-]+\.py):(?P<line>\d+)")
@@ -38,16 +38,17 @@ MIN_PROBE_SECONDS = 5
 
 
 TASK_OPS = {"kernel_visualization": "kernels", "sentiment_model": "sentiment", "next_char_model": "generation",
-            "text_generator": "writer"}
+            "text_generator": "writer", "activation_function": "activation", "weight_penalty": "penalty",
+            "activation_maps": "activations"}
 
 
 def probe_key(check: Check) -> tuple | None:
     if check.model is not None:
-        op = "trace" if check.kind in ("construct", "architecture") else "behaviour"
+        op = "trace" if check.kind in ("construct", "architecture", "structure") else "behaviour"
         return (op, check.model.symbol, check.variant.suffix)
     if check.cell is not None:
         return ("memory" if check.kind == "cell.memory" else "cell", check.cell.symbol)
-    if check.task is not None:
+    if check.task is not None and check.task.kind in TASK_OPS:
         return (TASK_OPS[check.task.kind], check.task.id)
     return None
 
@@ -67,7 +68,8 @@ def required_symbols(check: Check) -> list[str]:
 class Runner:
     def __init__(self, rubric: Rubric, submission_root: Path, modules: list[dict], run_dir: Path, config: SandboxConfig,
                  device: str, deadline: float, displays: dict[str, str] | None = None,
-                 line_maps: dict[str, "LineMap"] | None = None, unresolved: dict[str, str] | None = None):
+                 line_maps: dict[str, "LineMap"] | None = None, unresolved: dict[str, str] | None = None,
+                 inputs: dict[str, str] | None = None):
         """`modules`: [{"module": path, "symbols": [...]}] in import order; `displays`: the
         names students know those paths by (a notebook for its generated module);
         `line_maps`: generated module -> its notebook's cells; `unresolved`: symbols no file provides."""
@@ -79,10 +81,13 @@ class Runner:
         self.sandbox = Sandbox(run_dir, config)
         self.displays = displays or {}
         self.line_maps = line_maps or {}
+        self.inputs = inputs or {}  # image name -> its copy inside the sandbox, for activation maps
         first = modules[0]["module"] if modules else "the submission"
         self.module = self.displays.get(first, first)
         self.facts = Facts(module=self.module, displays=dict(self.displays), unresolved=dict(unresolved or {}))
         self._symbol_crash: dict[str, str] = {}
+        self._aliases: dict[str, tuple[str, str]] = {}  # rubric symbol -> (module, the student's name) picked
+        self._no_args: set[str] = set()  # picked symbols that build only with their own defaults
 
     # ------------------------------------------------------------------ public
 
@@ -93,10 +98,17 @@ class Runner:
             if key is not None:
                 plan.setdefault(key, check)
         # Cheap probes first, so a hang in training never costs the shape and contract checks.
-        rank = {"trace": 0, "cell": 1, "sentiment": 2, "generation": 2, "behaviour": 3, "memory": 4, "writer": 4,
-                "kernels": 5}
+        rank = {"trace": 0, "activation": 1, "penalty": 1, "cell": 1, "sentiment": 2, "generation": 2, "behaviour": 3,
+                "memory": 4, "writer": 4, "kernels": 5, "activations": 5}
         order = sorted(plan, key=lambda k: rank[k[0]])
         try:
+            used = {c.task.params.get("model") for c in checks if c.task is not None}
+            for model in self.rubric.models:
+                first = next((c for c in checks if c.model is model), None)
+                if first is None and model.symbol in used:  # a task runs this model
+                    first = next(c for c in self.rubric.checks() if c.model is model)
+                if model.pick and first is not None:
+                    self._pick(first)
             for key in order:
                 self.facts.probes[key] = self._run(key, plan[key])
         finally:
@@ -104,8 +116,13 @@ class Runner:
         for key, outcome in self.facts.probes.items():
             if key[0] == "kernels" and outcome.result:
                 self._collect_images(key[1], outcome.result)
+            if key[0] == "activations" and outcome.result:
+                self._draw_activations(key[1], outcome.result)
         for cell in self.rubric.cells:
             self.facts.source_findings[cell.symbol] = self._scan(cell.symbol)
+        for task in self.rubric.tasks:
+            if task.kind == "activation_function":
+                self.facts.source_findings[task.params["function"]] = self._scan(task.params["function"], SILU)
         self.facts.peak_tree_mb = round(self.sandbox.peak_tree_mb, 1)
         self.facts.environment["isolation"] = self.sandbox.isolation
         self.facts.environment["cgroups"] = ",".join(self.sandbox.cgroup_kinds)
@@ -194,16 +211,40 @@ class Runner:
         self.facts.images[task_id] = keys
         self.facts.rejected_images[task_id] = rejected
 
-    def _scan(self, symbol: str) -> list[dict] | None:
-        """Built-in recurrent modules named in the class's own source (parsed, not run)."""
-        path = self.facts.symbol(symbol).get("path")
+    def _draw_activations(self, task_id: str, result: dict) -> None:
+        """Activation maps from the worker (bytes, already scaled) drawn as PNG grids here."""
+        import base64
+
+        from .render.png import grid
+
+        keys = []
+        for image in result.get("images", [])[:4]:
+            for n, layer in enumerate(image.get("layers", [])[:2], start=1):
+                try:
+                    data = base64.b64decode(layer["data"], validate=True)
+                    png = grid(data, int(layer["channels"]), *map(int, layer["size"]))
+                except (KeyError, ValueError, TypeError):
+                    continue
+                stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(image.get("name", "image")))[:60]
+                key = f"{task_id}/{stem}-conv{n}.png"
+                self.facts.artifacts[key] = png
+                self.facts.captions[key] = (f"{image.get('name')}: conv layer {n}, {layer['channels']} maps of "
+                                            f"{layer['size'][0]}x{layer['size'][1]}"
+                                            + (" (a generated stand-in image)" if image.get("synthetic") else ""))
+                keys.append(key)
+        self.facts.images[task_id] = keys
+
+    def _scan(self, symbol: str, forbidden=FORBIDDEN) -> list[dict] | None:
+        """Built-in torch names (recurrent modules by default) in the class's own source (parsed, not run)."""
+        info = self.facts.symbol(symbol)
+        path = info.get("path")
         if not path:
             return []
         try:
             source = (self.root / path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
-        found = builtin_uses(source, symbol)
+        found = builtin_uses(source, info.get("picked") or info.get("defined_as") or symbol, frozenset(forbidden))
         if found is None:
             return None
         out = []
@@ -216,6 +257,47 @@ class Runner:
     def rubric_task_function(self, task_id: str) -> str:
         task = next(t for t in self.rubric.tasks if t.id == task_id)
         return task.params.get("function") or task.params.get("symbol") or ""
+
+    def _pick(self, check: Check) -> None:
+        """When the rubric's name is not defined, grade the student's class that fits best."""
+        from .pick import choose
+
+        model, variant = check.model, check.variant
+        remaining = self.deadline - time.monotonic()
+        if remaining < MIN_PROBE_SECONDS or not self._ready(remaining) or not self.facts.load:
+            return
+        info = self.facts.symbol(model.symbol)
+        module = info.get("module")
+        if info.get("kind") != "missing" or not module or model.symbol in self.facts.unresolved:
+            return
+        args, kwargs = model.call_for(variant)
+        shown = self.displays.get(module, module)
+        try:
+            reply = self.sandbox.call("candidates", {"module": module, "args": args, "kwargs": kwargs,
+                                                     "input": list(model.input), "seed": self.rubric.training.seed,
+                                                     "functions": list(model.pick_functions)},
+                                      min(self.rubric.limits.probe_seconds, remaining),
+                                      f"looking for {model.title or model.symbol} among the classes of {shown}")
+        except WorkerCrashed as crash:
+            self.facts.picks[model.symbol] = {"name": None, "reason": f"looking for it stopped the grading process: {crash.detail}"}
+            return
+        if not reply.ok:
+            return
+        found = self.localize(reply.result.get("candidates") or [])
+        pick = choose(model, variant, found)
+        self.facts.picks[model.symbol] = {"name": pick.name, "reason": pick.reason, "considered": pick.considered}
+        if pick.name is None:
+            return
+        try:
+            self.sandbox.call("alias", {"symbol": model.symbol, "module": module, "name": pick.name}, 30, "choosing a class")
+        except WorkerCrashed:
+            return
+        self._aliases[model.symbol] = (module, pick.name)
+        if pick.default_args:
+            self._no_args.add(model.symbol)
+        where = self.localize({"file": module, "line": pick.line}) if pick.line else {"file": shown}
+        self.facts.load["symbols"][model.symbol] = {"kind": "class", "module_subclass": True, "module": module,
+                                                    "path": module, "picked": pick.name, **where}
 
     def _blocked(self, key: tuple, symbol: str) -> str | None:
         if self.facts.load_problem:
@@ -257,6 +339,11 @@ class Runner:
                 self.facts.load_problem = f"the grading process could not be restarted: {crash.detail}"
             return False
         self.facts.add_hazards(reply.notes)
+        for symbol, (module, name) in self._aliases.items():
+            try:
+                self.sandbox.call("alias", {"symbol": symbol, "module": module, "name": name}, 30, "choosing a class")
+            except WorkerCrashed:
+                return False
         if first:
             self.facts.load = self.localize(reply.result) if reply.ok else \
                 {"status": "failed", "error": self.localize(reply.error), "symbols": {}, "modules": {}}
@@ -270,6 +357,21 @@ class Runner:
             args = {"symbol": cell.symbol, "family": cell.family, "seed": self.rubric.training.seed}
             return key[0], args, (f"training {cell.symbol} on the memory task" if key[0] == "memory"
                                   else f"running {cell.symbol}")
+        if key[0] == "activations":
+            p = check.task.params
+            model = self.rubric.model(p["model"])
+            variant = model.variants[0]
+            args, kwargs = ([], {}) if model.symbol in self._no_args else model.call_for(variant)
+            images = [[name, self.inputs.get(name)] for name in p["images"]]
+            return "activations", {"symbol": model.symbol, "args": args, "kwargs": kwargs, "images": images,
+                                   "input": list(model.input), "seed": self.rubric.training.seed}, \
+                f"running {model.symbol} on {len(images)} images"
+        if key[0] == "activation":
+            return "activation", {"symbol": check.task.params["function"], "seed": self.rubric.training.seed}, \
+                f"{check.task.params['function']}(x)"
+        if key[0] == "penalty":
+            return "penalty", {"symbol": check.task.params["function"], "strength": check.task.params.get("strength", 1e-3),
+                               "seed": self.rubric.training.seed}, f"{check.task.params['function']}(model, ...)"
         if key[0] in ("sentiment", "generation", "writer"):
             p = dict(check.task.params)
             return key[0], {**p, "seed": self.rubric.training.seed}, \
@@ -285,7 +387,7 @@ class Runner:
                                "num_classes": task.params["num_classes"]}, f"{task.params['function']}()"
         op, symbol, _ = key
         model, variant = check.model, check.variant
-        args, kwargs = model.call_for(variant)
+        args, kwargs = ([], {}) if symbol in self._no_args else model.call_for(variant)
         who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
         if op == "trace":
             return "trace", {"symbol": symbol, "args": args, "kwargs": kwargs, "input": list(model.input),

@@ -23,28 +23,33 @@ class Finding:
     code: str  # the source line, stripped
 
 
-def builtin_uses(source: str, class_name: str) -> list[Finding] | None:
-    """Uses of built-in recurrent modules inside `class_name`, or None if the source does not parse."""
+# torch's own Swish, which students are asked to write themselves.
+SILU = frozenset({"SiLU", "silu", "silu_"})
+
+
+def builtin_uses(source: str, class_name: str, forbidden: frozenset | set = frozenset(FORBIDDEN)) -> list[Finding] | None:
+    """Uses of `forbidden` torch names (by default the built-in recurrent modules) inside the
+    class or function `class_name`, or None if the source does not parse."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError):
         return None
     lines = source.splitlines()
-    modules, aliases = _module_names(tree)
+    modules, aliases = _module_names(tree, forbidden)
     findings: list[Finding] = []
     # The last definition is the one Python keeps; a notebook may define a class twice.
-    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
+    classes = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == class_name]
     if not classes:
         return []
     for node in ast.walk(classes[-1]):
-        what = _forbidden(node, modules, aliases)
+        what = _forbidden(node, modules, aliases, forbidden)
         if what:
             line = getattr(node, "lineno", 0)
             findings.append(Finding(line, what, lines[line - 1].strip() if 0 < line <= len(lines) else ""))
     return _dedupe(findings)
 
 
-def _module_names(tree: ast.Module) -> tuple[dict[str, str], dict[str, str]]:
+def _module_names(tree: ast.Module, forbidden) -> tuple[dict[str, str], dict[str, str]]:
     """Module-level names bound to torch modules (`nn` -> torch.nn), and to forbidden
     things (`L` -> torch.nn.LSTMCell), from imports and plain assignments."""
     modules: dict[str, str] = {}
@@ -57,12 +62,12 @@ def _module_names(tree: ast.Module) -> tuple[dict[str, str], dict[str, str]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "torch":
             for a in node.names:
                 full = f"{node.module}.{a.name}"
-                if a.name in FORBIDDEN:
+                if a.name in forbidden:
                     aliases[a.asname or a.name] = full
                 elif full in TORCH_MODULES:
                     modules[a.asname or a.name] = full
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            what = _forbidden(node.value, modules, aliases)
+            what = _forbidden(node.value, modules, aliases, forbidden)
             if what:
                 aliases[node.targets[0].id] = what
     return modules, aliases
@@ -78,14 +83,14 @@ def _dotted(node: ast.AST) -> list[str] | None:
     return None
 
 
-def _forbidden(node: ast.AST, modules: dict[str, str], aliases: dict[str, str]) -> str | None:
+def _forbidden(node: ast.AST, modules: dict[str, str], aliases: dict[str, str], forbidden=frozenset(FORBIDDEN)) -> str | None:
     if isinstance(node, ast.Name) and node.id in aliases:
         return f"{node.id} (an alias of {aliases[node.id]})"
     if isinstance(node, ast.Attribute):
         parts = _dotted(node)
-        if parts and parts[0] in modules and parts[-1] in FORBIDDEN:
+        if parts and parts[0] in modules and parts[-1] in forbidden:
             return ".".join(parts)
-        if parts and parts[0] in aliases and parts[-1] in FORBIDDEN:  # _VF.lstm_cell through an alias of _VF
+        if parts and parts[0] in aliases and parts[-1] in forbidden:  # _VF.lstm_cell through an alias of _VF
             return ".".join(parts)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2:
         target = _dotted(node.args[0])
@@ -93,7 +98,7 @@ def _forbidden(node: ast.AST, modules: dict[str, str], aliases: dict[str, str]) 
             name = node.args[1]
             if not isinstance(name, ast.Constant):
                 return f"getattr({'.'.join(target)}, <a computed name>)"
-            if name.value in FORBIDDEN:
+            if name.value in forbidden:
                 return f"getattr({'.'.join(target)}, {name.value!r})"
     return None
 

@@ -12,7 +12,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # no display here; must precede pypl
 HERE = os.path.dirname(os.path.abspath(__file__))
 # cs1699_hw5's modules have plain names (datasets, rnn_modules): keep test modules' own
 # names distinct from them (test_rnn.py, test_notebooks.py).
-for folder in ("cs1678_hw4", "cs1699_hw5", "cs1678_hw3"):
+for folder in ("cs1678_hw4", "cs1699_hw5", "cs1678_hw3", "ece661_hw2", "dl_assignment2"):
     path = os.path.join(HERE, folder)
     if path not in sys.path:
         sys.path.insert(0, path)

@@ -91,6 +91,8 @@ def test_grading_command_help_explains_its_options():
     assert "--self-check Run only the checks students may see" in text
     assert "--only PATTERN Run only checks whose id matches" in text
     assert "--isolation [auto|bwrap|user|process]" in text
+    assert "--labels FILE Held-out labels (an Id,Label CSV) to score the submission's predictions file against" in text
+    assert "--data DIR Course data folder holding the images a rubric names" in text
 
 
 def test_build_autograder_help_explains_the_zip():
@@ -100,6 +102,8 @@ def test_build_autograder_help_explains_the_zip():
     assert "Usage: grade build-autograder [OPTIONS] ASSIGNMENT" in text
     assert "Build the autograder zip (setup.sh, run_autograder, grader, rubric) for ASSIGNMENT." in text
     assert "-o, --output PATH Where to write the zip to upload to Gradescope. [default: autograder.zip]" in text
+    assert "--labels FILE Held-out labels to put in the zip" in text
+    assert "--data DIR Course data folder: the images the rubric names are copied into the zip." in text
 
 
 @pytest.mark.parametrize("name", sorted(main.commands))

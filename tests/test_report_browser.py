@@ -345,3 +345,42 @@ def test_screenshot_is_not_blank(chromium, example_page, tmp_path):
     # A blank page compresses to a few KB; a rendered report with text, colour and images does not.
     assert shot.stat().st_size > 40_000
     assert shot.stat().st_size > 5 * blank_shot.stat().st_size
+
+
+def _scores_report():
+    """A predictions check with its per-class table and confusion matrix, and an activation grid."""
+    from grader.render.png import grid
+    from grader.results import Artifact, CheckResult, GradeReport, Status
+
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    confusion = [[90 if i == j else (10 if j == (i + 1) % 10 else 0) for j in range(10)] for i in range(10)]
+    per_class = [{"class": i, "name": n, "total": 100, "correct": 90, "accuracy": 0.9} for i, n in enumerate(names)]
+    details = {"predictions": {"accuracy": 0.9, "correct": 900, "total": 1000, "per_class": per_class,
+                               "confusion": confusion, "class_names": names}}
+    report = GradeReport(assignment="ece661-hw2", title="ECE 661 HW2", submission="sub")
+    report.checks = [
+        CheckResult("predictions.test.accuracy", "Accuracy on the test set", "L3", "4.7", 12, 12, Status.PASSED,
+                    message="Accuracy on the 1,000 held-out images: 90.00%.", details=details),
+        CheckResult("activations.maps", "Activation maps", "Q2", "2.1", 4, 4, Status.PASSED, message="Drawn.",
+                    details={"images": ["activations/a-conv1.png"]}),
+    ]
+    report.artifacts["activations/a-conv1.png"] = Artifact("image/png", grid(bytes(range(256)) * 8, 32, 8, 8),
+                                                           caption="a: conv layer 1, 32 maps of 8x8")
+    return report
+
+
+def test_predictions_tables_and_activation_grid_render(chromium, tmp_path):
+    page = tmp_path / "scores.html"
+    page.write_text(render_html(_scores_report()), encoding="utf-8")
+    with DevTools(chromium) as browser:
+        load = browser.load(page.as_uri())
+        assert load.errors == []
+        rows = browser.evaluate("document.querySelectorAll('table.per-class tbody tr').length")
+        assert rows == 10
+        assert browser.evaluate("document.querySelectorAll('table.confusion tbody tr').length") == 10
+        assert browser.evaluate("document.querySelectorAll('table.confusion td.diagonal').length") == 10
+        assert browser.evaluate("document.querySelector('table.confusion td.diagonal').textContent") == "90"
+        assert browser.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)") is True
+        for width in (420, 1280):
+            browser.set_viewport(width, 900)
+            assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth") is True, width

@@ -6,9 +6,9 @@ import traceback
 from ..facts import Facts
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
-from . import cells, kernels, model, sequence
+from . import activations, cells, functions, kernels, model, predictions, sequence, structure
 
-_REGISTRY = {**model.CHECKS, **kernels.CHECKS, **cells.CHECKS, **sequence.CHECKS}
+_REGISTRY = {**model.CHECKS, **kernels.CHECKS, **cells.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structure.CHECKS, **functions.CHECKS, **activations.CHECKS}
 
 
 def manual(check: Check) -> CheckResult:

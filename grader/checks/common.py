@@ -48,6 +48,11 @@ def unavailable(check: Check, facts: Facts, symbol: str, outcome: ProbeOutcome |
     """A failed result when the probe this check needs never produced data, else None."""
     if facts.load_problem:
         return result(check, False, facts.load_problem)
+    picked = facts.picks.get(symbol)
+    if picked is not None and not picked.get("name"):
+        what = check.model.title or symbol if check.model is not None else symbol
+        return result(check, False, f"Not graded: no class in {facts.file_of(symbol)} could be graded as {what} "
+                                    "(see its 'defined and builds' check).")
     if symbol in facts.unresolved:
         return result(check, False, f"Not graded: {facts.unresolved[symbol]}.",
                       "Submit the file the handout names, or a notebook that defines it." if check.kind in PRIMARY_KINDS

@@ -9,9 +9,11 @@ from .architecture import compare, describe_problem
 from .common import explain, result, unavailable
 
 
-def _who(check: Check) -> str:
-    n = check.variant.num_classes
-    return check.model.symbol + (f"({{'num_classes': {n}}})" if n is not None else "()")
+def _who(check: Check, name: str | None = None) -> str:
+    """The constructor call the grader makes, as code: AlexNet({'num_classes': 7}), ResNet20()."""
+    args, kwargs = check.model.call_for(check.variant)
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name or check.model.symbol}({', '.join(shown)})"
 
 
 def _trace(facts: Facts, check: Check) -> ProbeOutcome | None:
@@ -50,6 +52,14 @@ def _measured(check: Check, facts: Facts, key: str, what: str, hint: str = "") -
 def construct(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     symbol = check.model.symbol
     outcome = _trace(facts, check)
+    picked = facts.picks.get(symbol)
+    if picked and not picked.get("name"):
+        what = check.model.title or symbol
+        considered = picked.get("considered") or []
+        found = f" Considered: {'; '.join(considered)}." if considered else " It defines no nn.Module class."
+        return result(check, False, f"No class in {facts.file_of(symbol)} can be graded as {what}.{found}",
+                      f"Define {what} as an nn.Module class (for example {symbol}) that builds without required "
+                      "arguments and returns one score per class.")
     problem = unavailable(check, facts, symbol, outcome)
     if problem:
         return problem
@@ -62,7 +72,12 @@ def construct(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
         elif (res.get("error") or {}).get("type") in ("KeyError", "UnparsedFlagAccessError"):
             hint = "Read the class count from configs['num_classes'], not from flags or globals."
         return result(check, False, explain(res.get("error"), f"{_who(check)}"), hint)
-    message = f"{_who(check)} builds: {res.get('params_total', 0):,} parameters."
+    message = f"{_who(check, info.get('defined_as'))} builds: {res.get('params_total', 0):,} parameters."
+    if picked and picked.get("name"):
+        where = f" ({info['file']} cell {info['cell']})" if info.get("cell") else \
+            (f" ({info['file']} line {info['line']})" if info.get("line") else "")
+        message = (f"{picked['name']}{where} is graded as {check.model.title or symbol}: {picked['reason']} "
+                   f"It builds: {res.get('params_total', 0):,} parameters.")
     if info.get("kind") == "class" and not info.get("module_subclass"):
         message += f" ({symbol} is not a subclass of nn.Module but returned a module.)"
     return result(check, True, message)
@@ -75,11 +90,23 @@ def architecture(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     if problem:
         return problem
     res = outcome.result
-    expected = model.rows_for(variant)
-    diff = compare(expected, res.get("rows", []), model.input)
-    table = {"title": f"{model.symbol} vs {model.table_name}" + (f", {variant.num_classes} classes" if variant.num_classes else ""),
+    rows = list(res.get("rows", []))
+    notes = []
+    if model.final_softmax_ok and rows and rows[-1].get("type") in ("Softmax", "LogSoftmax"):
+        rows = rows[:-1]  # the handout calls the last layer a softmax layer; say what that costs instead
+        notes.append(f"forward ends with a {res['rows'][-1]['type']}, as the handout's wording suggests, so "
+                     "it is accepted here; but nn.CrossEntropyLoss applies log-softmax itself, so training on "
+                     "these outputs applies it twice. Return the raw scores from forward.")
+    # Where the handout allows several readings, grade against the closest and say which.
+    candidates = []
+    for name, spec_rows in model.readings():
+        expected_rows = model.rows_for(variant, spec_rows)
+        candidates.append((compare(expected_rows, rows, model.input), expected_rows, name))
+    diff, expected, reading = min(candidates, key=lambda c: c[0].problem_count())
+    title = f"{model.symbol} vs {model.table_name}" + (f" ({reading})" if reading and len(candidates) > 1 else "")
+    table = {"title": title + (f", {variant.num_classes} classes" if variant.num_classes else ""),
              "rows": [r.as_dict() for r in diff.rows]}
-    notes = list(diff.notes)
+    notes = list(diff.notes) + notes
     unused = res.get("unused_params") or []
     if unused:
         names = ", ".join(f"{n} ({c:,})" for n, c in unused[:4])
@@ -92,6 +119,10 @@ def architecture(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     first = diff.first_problem()
     if first is None and not unused:
         message = f"All {len(expected)} rows match: types, output shapes and parameter counts."
+        if reading and len(candidates) > 1:
+            total = sum(r.params for r in expected)
+            message = (f"All {len(expected)} rows match the table read with {reading} ({total:,} parameters); "
+                       f"the handout allows {' or '.join(n for _, _, n in candidates)}.")
         return result(check, True, " ".join([message, *notes]), table=table)
     if first is None:
         return result(check, False, " ".join(notes), table=table)

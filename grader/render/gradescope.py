@@ -26,6 +26,18 @@ def _table_md(table: dict) -> str:
     return "\n".join(lines)
 
 
+def _scores_md(data: dict) -> str:
+    lines = ["| class | images | correct | accuracy |", "|---|---:|---:|---:|"]
+    for row in data.get("per_class", []):
+        lines.append(f"| {_md_escape(row.get('name', row.get('class')))} | {row.get('total', 0):,} | "
+                     f"{row.get('correct', 0):,} | {row.get('accuracy', 0):.1%} |")
+    mistakes = data.get("top_confusions")
+    if mistakes:
+        lines += ["", "Most frequent mistakes: " + "; ".join(
+            f"{_md_escape(m['true'])} as {_md_escape(m['predicted'])} ({m['count']:,})" for m in mistakes[:8])]
+    return "\n".join(lines)
+
+
 def _test_output(check: CheckResult) -> str:
     parts = [check.message]
     if check.hint:
@@ -33,6 +45,8 @@ def _test_output(check: CheckResult) -> str:
     table = check.details.get("table")
     if table and check.status is Status.FAILED:
         parts.append(_table_md(table))
+    if isinstance(check.details.get("predictions"), dict):
+        parts.append(_scores_md(check.details["predictions"]))
     if check.details.get("images"):
         parts.append(f"{len(check.details['images'])} image(s) are shown in the HTML report.")
     text = "\n\n".join(p for p in parts if p)
@@ -77,8 +91,12 @@ def _overview(report: GradeReport) -> str:
     return "\n\n".join(lines)
 
 
+def _leaderboard(report: GradeReport) -> list[dict]:
+    return [dict(c.details["leaderboard"]) for c in report.checks if isinstance(c.details.get("leaderboard"), dict)]
+
+
 def to_results(report: GradeReport) -> dict:
-    return {
+    results = {
         "score": report.score,
         "execution_time": round(report.seconds, 2),
         "output": _overview(report)[:MAX_OUTPUT],
@@ -99,3 +117,7 @@ def to_results(report: GradeReport) -> dict:
         },
         "tests": [_test(c) for c in report.checks],
     }
+    board = _leaderboard(report)
+    if board:
+        results["leaderboard"] = board
+    return results

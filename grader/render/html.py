@@ -276,7 +276,38 @@ def _check_view(
         "resources": ", ".join(resources),
         "table": _table_view(details.get("table")),
         "figures": figures,
+        "scores": _scores_view(details.get("predictions")),
     }
+
+
+def _scores_view(data: Any) -> dict[str, Any] | None:
+    """Per-class accuracy and the confusion matrix (or its largest cells) of a predictions file."""
+    if not isinstance(data, dict) or not isinstance(data.get("per_class"), list):
+        return None
+    per_class = []
+    for row in data["per_class"]:
+        if not isinstance(row, dict):
+            continue
+        acc = row.get("accuracy")
+        per_class.append({"name": _clean(str(row.get("name", row.get("class", "?")))),
+                          "total": format_count(row.get("total")), "correct": format_count(row.get("correct")),
+                          "accuracy": f"{acc:.1%}" if isinstance(acc, (int, float)) else "",
+                          "percent": round(100 * acc) if isinstance(acc, (int, float)) else 0})
+    matrix = None
+    confusion, names = data.get("confusion"), data.get("class_names")
+    if isinstance(confusion, list) and isinstance(names, list) and len(confusion) == len(names):
+        peak = max((v for row in confusion for v in row if isinstance(v, int)), default=1) or 1
+        matrix = {"names": [_clean(str(n)) for n in names],
+                  "rows": [{"name": _clean(str(names[i])),
+                            "cells": [{"count": format_count(v), "shade": min(9, int(9 * v / peak + 0.999)) if v else 0,
+                                       "diagonal": i == j} for j, v in enumerate(row)]}
+                           for i, row in enumerate(confusion)]}
+    top = [{"true": _clean(str(m.get("true"))), "predicted": _clean(str(m.get("predicted"))),
+            "count": format_count(m.get("count"))}
+           for m in data.get("top_confusions") or [] if isinstance(m, dict)]
+    acc = data.get("accuracy")
+    return {"accuracy": f"{acc:.2%}" if isinstance(acc, (int, float)) else "", "per_class": per_class,
+            "matrix": matrix, "top": top}
 
 
 def _table_view(table: Any) -> dict[str, Any] | None:

@@ -61,13 +61,15 @@ def main() -> None:
     threads = int(os.environ.get("DLGRADE_THREADS", "0"))
     if threads > 0:
         torch.set_num_threads(threads)
-    from . import compat, loader, probes, recurrent
+    from . import activations, compat, functions, loader, picking, probes, recurrent
 
     compat.release_gpu_libraries()
 
     handlers = {"load": loader.load, "trace": probes.trace, "behaviour": probes.behaviour, "kernels": probes.kernels,
                 "cell": recurrent.cell, "memory": recurrent.memory, "sentiment": recurrent.sentiment,
-                "generation": recurrent.generation, "writer": recurrent.writer}
+                "generation": recurrent.generation, "writer": recurrent.writer, "candidates": picking.candidates,
+                "alias": picking.alias, "activation": functions.activation, "penalty": functions.penalty,
+                "activations": activations.activations}
     hello = {"id": 0, "ok": True, "result": {
         "python": sys.version.split()[0], "torch": torch.__version__,
         "cuda": torch.cuda.is_available(),

@@ -34,10 +34,15 @@ def load(root: str, modules: list[dict]) -> dict:
         module = loaded[rel].pop("_module", None) or STATE.modules.get(rel)
         for name in spec["symbols"]:
             info = _describe_symbol(module, name) if module is not None else {"kind": "missing"}
+            real = name
+            if info["kind"] == "missing" and module is not None:
+                real = _loose_match(module, name) or name
+                if real != name:
+                    info = {**_describe_symbol(module, real), "defined_as": real}
             info["module"] = rel
             symbols[name] = info
             if info["kind"] != "missing":
-                STATE.symbols[name] = getattr(module, name)
+                STATE.symbols[name] = getattr(module, real)
     first = next(iter(STATE.modules.values()), None)
     STATE.module = first
     compat.parse_absl_flags(Path(modules[0]["module"]).stem if modules else "submission")
@@ -70,6 +75,15 @@ def _import(root: Path, rel: str) -> dict:
     skipped = [dict(s) for s in getattr(module, "__dlgrade_skipped__", [])
                if isinstance(s, dict)][:50]  # statements a notebook conversion could not run
     return {"status": status, "error": error, "name": name, "skipped": skipped, "_module": module}
+
+
+def _loose_match(module, name: str) -> str | None:
+    """The one name the module itself defines that differs from `name` only in case and
+    underscores (swish for Swish, l1Penalty for l1_penalty)."""
+    key = name.replace("_", "").lower()
+    found = [n for n, obj in vars(module).items()
+             if n.replace("_", "").lower() == key and getattr(obj, "__module__", None) == module.__name__]
+    return found[0] if len(found) == 1 else None
 
 
 def _describe_symbol(module, name: str) -> dict:

@@ -165,8 +165,14 @@ def _train(model, symbol, input, classes, dev, training, result):
     images, labels = images.to(dev), labels.to(dev)
     lr = float(training["lr"])
 
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
     def eval_loss() -> float:
+        # Dropout off, but batch norm on batch statistics: after a few steps its running
+        # averages still mostly hold their initial values, so eval mode would hide learning.
         model.eval()
+        for m in norms:
+            m.train()
         with torch.no_grad():
             return float(F.cross_entropy(model(images).float(), labels))
 
