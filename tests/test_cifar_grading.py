@@ -268,3 +268,34 @@ def test_the_starter_earns_only_the_given_simplenn():
     assert checks["resnet20.construct.nc10"].message.startswith("ResNet20() is not implemented yet: it raises NotImplementedError")
     assert checks["swish.values"].message.startswith("Swish(x) is not implemented yet")
     assert "SimpleNN (not implemented yet: it raises NotImplementedError" in checks["simplennbn.construct.nc10"].message
+
+
+def _notebook(path: Path, cells: list[str]) -> None:
+    import json
+
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": c.splitlines(True)}
+        for c in cells]}))
+
+
+def test_the_four_notebooks_grade_like_the_modules(tmp_path):
+    """As submitted: notebooks that load tools.dataset and train at top level. The decay in
+    the (never run) training loop is found in its cell."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    data = "from tools.dataset import CIFAR10\ntrain_set = CIFAR10(root='./data', mode='train', download=True)\n"
+    loop = ("for i in range(EPOCHS):\n    if i % DECAY_EPOCHS == 0 and i != 0:\n"
+            "        current_learning_rate = current_learning_rate * DECAY\n"
+            "        for param_group in optimizer.param_groups:\n            param_group['lr'] = current_learning_rate\n")
+    simple = (PLAIN / "simplenn_cifar10.py").read_text().split("def train(")[0]
+    _notebook(folder / "simplenn-cifar10.ipynb", [simple, data, "EPOCHS = 30\ncurrent_learning_rate = INITIAL_LR\n", loop])
+    _notebook(folder / "simplenn-cifar10-dev.ipynb", [(PLAIN / "simplenn_cifar10_dev.py").read_text(), data])
+    _notebook(folder / "resnet-cifar10.ipynb", [(PLAIN / "resnet_cifar10.py").read_text(), "net = ResNet()\n"])
+    shutil.copy(PLAIN / "predictions.csv", folder / "predictions.csv")
+    report = grade(folder, self_check=True)
+    assert {c.check_id: c.message for c in report.checks if c.status is Status.FAILED} == {}
+    assert report.score == 18 and report.hidden_checks == 1
+    checks = by_id(report)
+    assert checks["lr-decay.decay"].message.startswith("Found the optimizer's learning rate set in its param groups at "
+                                                       "simplenn-cifar10.ipynb cell 4, line 5")
+    assert checks["resnet20.construct.nc10"].message.startswith("ResNet (resnet-cifar10.ipynb cell 1)")
