@@ -86,11 +86,11 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
         try:
             if plan is None:
                 facts = Facts(module="the submission", load_problem=no_code)
-                _add_predictions(facts, scored, labels_problems, options, findings)
+                _add_scorer_facts(facts, scored, labels_problems, options, findings, staged.files)
                 report.checks = [evaluate(c, facts, rubric) for c in checks]
             else:
                 _run(report, rubric, checks, staged.root, plan, run_root, device, options, started,
-                     lambda facts: _add_predictions(facts, scored, labels_problems, options, findings))
+                     lambda facts: _add_scorer_facts(facts, scored, labels_problems, options, findings, staged.files))
         except Exception:
             _fail_report(report, checks, "".join(traceback.format_exc(limit=6)))
     finally:
@@ -269,7 +269,10 @@ def _code_findings(rubric: Rubric, staged) -> dict[str, list[dict]]:
             "l1_penalty": [dataclasses.asdict(f) for f in codescan.find_l1_penalty(code)]}
 
 
-def _add_predictions(facts, scored: dict, labels_problems: dict, options: Options, findings: dict) -> None:
+def _add_scorer_facts(facts, scored: dict, labels_problems: dict, options: Options, findings: dict,
+                     files: list[str]) -> None:
+    """What the scoring process established itself, beside the sandbox's facts."""
+    facts.submitted_files = list(files)
     facts.code_findings = findings
     facts.predictions = scored
     facts.labels_problems = labels_problems

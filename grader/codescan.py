@@ -116,8 +116,9 @@ def _is_l1(node: ast.AST) -> bool:
     if name in ("abs", "abs_"):
         return True
     if name in ("norm", "vector_norm"):
-        orders = list(node.args[1:2]) + [k.value for k in node.keywords if k.arg in ("p", "ord")]
-        return any(isinstance(o, ast.Constant) and o.value == 1 for o in orders)
+        # torch.norm(w, 1) and w.norm(1) put the order in different places: either counts.
+        orders = list(node.args[:2]) + [k.value for k in node.keywords if k.arg in ("p", "ord")]
+        return any(isinstance(o, ast.Constant) and o.value == 1 and not isinstance(o.value, bool) for o in orders)
     return False
 
 

@@ -38,6 +38,7 @@ class Facts:
     predictions: dict[str, dict] = field(default_factory=dict)  # predictions item id -> what heldout.evaluate found
     labels_problems: dict[str, str] = field(default_factory=dict)  # predictions item id -> why it cannot be scored
     self_check: bool = False
+    submitted_files: list[str] = field(default_factory=list)  # every staged file, relative
     code_findings: dict[str, list[dict]] = field(default_factory=dict)  # "lr_decay" | "l1_penalty" -> found in source
     picks: dict[str, dict] = field(default_factory=dict)  # rubric symbol -> {"name", "reason"}: the class graded for it
     displays: dict[str, str] = field(default_factory=dict)  # module path -> the name the student knows

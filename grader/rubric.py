@@ -35,9 +35,10 @@ TASK_KINDS = {
     "weight_penalty": (("gradient",), {"function": "name", "strength": "float?"}),
     "lr_decay": (("decay",), {}),
     "activation_maps": (("maps",), {"model": "name", "images": "strings", "channels": "ints"}),
+    "companion_files": (("present",), {"extensions": "strings", "note": "text?"}),
 }
 # Task kinds judged from the source alone: nothing runs in the sandbox for them.
-STATIC_TASK_KINDS = ("lr_decay",)
+STATIC_TASK_KINDS = ("lr_decay", "companion_files")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_ID = re.compile(r"^[a-z0-9_.-]+$")
 
@@ -533,6 +534,7 @@ def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:
     r = _Reader(path, where, data, {"id", "kind", "part", "points", "visibility"} | set(param_types))
     checks = {"name": lambda: r.get(name, str, check=_identifier), "int": lambda: r.get(name, int, check=_positive),
               "float": lambda: r.get(name, float, check=_positive),
+              "text": lambda: r.get(name, str),
               "ints": lambda: r.get(name, list, check=lambda v: None if v and all(isinstance(x, int) and x > 0 for x in v)
                                     else "must list positive whole numbers"),
               "strings": lambda: r.get(name, list, check=lambda v: None if v and all(isinstance(x, str) and x for x in v)
@@ -635,6 +637,8 @@ def _task_check_name(t: TaskSpec, kind: str) -> str:
     if t.kind == "activation_maps":
         ch = " and ".join(str(c) for c in p["channels"])
         return f"{p['model']}'s first two conv layers give {ch} activation maps on the handout's images (drawn in the report)"
+    if t.kind == "companion_files":
+        return f"The notebook is also submitted as {' or '.join(p['extensions'])}"
     if t.kind == "lr_decay":
         return "The learning rate decays during training (a scheduler, or the optimizer's lr updated)"
     names = {

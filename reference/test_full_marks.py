@@ -93,6 +93,7 @@ def test_dl_assignment2_reference_pipeline_earns_every_point(tmp_path):
     assignment2.train(model, DataLoader(train_set, batch_size=16, shuffle=True), None, epochs=12, lr=1e-3, verbose=False)
     predicted = assignment2.predict(model, DataLoader(val_set, batch_size=32))
     submission = _copy(HERE / "dl_assignment2", tmp_path / "submission")
+    (submission / "assignment2.html").write_text("<html><body>the notebook, exported</body></html>")
     (submission / "validation_predictions.csv").write_text(
         "Id,Label\n" + "".join(f"{i},{int(p)}\n" for i, p in enumerate(predicted)))
     truth = [int(val_set[i][1]) for i in range(len(val_set))]

@@ -166,3 +166,16 @@ def test_the_starter_earns_nothing_and_says_what_is_missing():
     for check_id in ("lenet5.construct.nc101", "resnet18.construct.nc101"):
         assert "is not implemented yet: it raises NotImplementedError" in checks[check_id].message
     assert checks["predictions.improved.format"].message == "validation_predictions.csv is not in the submission."
+
+
+def test_a_missing_pdf_or_html_export_is_flagged_at_no_cost(tmp_path):
+    folder = tmp_path / "no-export"
+    shutil.copytree(PLAIN, folder)
+    (folder / "Assignment2.html").unlink()
+    checks = by_id(grade(folder, "export.*"))
+    assert checks["export.present"].status is Status.FAILED and checks["export.present"].max_points == 0
+    assert checks["export.present"].message.startswith("No .pdf or .html file in the submission.")
+    folder = tmp_path / "submission"
+    shutil.copytree(PLAIN, folder)
+    (folder / "Assignment2.html").write_text("<html></html>")
+    assert by_id(grade(folder, "export.*"))["export.present"].message == "Found Assignment2.html."

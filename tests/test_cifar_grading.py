@@ -299,3 +299,14 @@ def test_the_four_notebooks_grade_like_the_modules(tmp_path):
     assert checks["lr-decay.decay"].message.startswith("Found the optimizer's learning rate set in its param groups at "
                                                        "simplenn-cifar10.ipynb cell 4, line 5")
     assert checks["resnet20.construct.nc10"].message.startswith("ResNet (resnet-cifar10.ipynb cell 1)")
+
+
+def test_functions_that_train_are_never_called_while_looking_for_the_model(tmp_path):
+    folder = copy_plain(tmp_path)
+    (folder / "resnet_cifar10.py").write_text((folder / "resnet_cifar10.py").read_text()
+                                              + "\n\ndef train_resnet():\n    print('TRAINING RAN')\n    return ResNet()\n")
+    edit(folder, "resnet_cifar10.py", ("class ResNet(nn.Module):", "class MyNet(nn.Module):"),
+         ("ResNet()\n", "MyNet()\n"))
+    report = grade(folder, "resnet20.construct.*")
+    assert by_id(report)["resnet20.construct.nc10"].message.startswith("MyNet (resnet_cifar10.py line 35) is graded as ResNet-20")
+    assert "TRAINING RAN" not in report.student_output

@@ -122,5 +122,16 @@ def lr_decay(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     return result(check, True, f"Found {places}. Course staff read your observations about it.")
 
 
+def companion_files(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
+    wanted = tuple(e.lower() for e in check.task.params["extensions"])
+    found = [f for f in facts.submitted_files if f.lower().endswith(wanted)]
+    note = check.task.params.get("note", "")
+    if found:
+        return result(check, True, f"Found {', '.join(found[:3])}.")
+    return result(check, False, f"No {' or '.join(wanted)} file in the submission. {note}".strip(),
+                  "Export the notebook (File > Download as HTML, or print to PDF) and submit it beside the .ipynb.")
+
+
 CHECKS = {"activation_function.source": activation_source, "activation_function.values": activation_values,
-          "weight_penalty.gradient": penalty_gradient, "lr_decay.decay": lr_decay}
+          "weight_penalty.gradient": penalty_gradient, "lr_decay.decay": lr_decay,
+          "companion_files.present": companion_files}

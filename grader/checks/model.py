@@ -56,7 +56,8 @@ def construct(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     if picked and not picked.get("name"):
         what = check.model.title or symbol
         considered = picked.get("considered") or []
-        found = f" Considered: {'; '.join(considered)}." if considered else " It defines no nn.Module class."
+        found = f" Considered: {'; '.join(considered)}." if considered else \
+            (f" Looking for it, {picked['reason']}." if picked.get("reason") else " It defines no nn.Module class.")
         return result(check, False, f"No class in {facts.file_of(symbol)} can be graded as {what}.{found}",
                       f"Define {what} as an nn.Module class (for example {symbol}) that builds without required "
                       "arguments and returns one score per class.")

@@ -12,6 +12,9 @@ from .probes import STATE, _trace_on
 
 MAX_CANDIDATES = 12
 MAX_ROWS = 400
+# A function named like the model may still be a training or plotting routine: never call those.
+NOT_FACTORIES = ("train", "test", "eval", "fit", "run", "main", "plot", "show", "visual", "load", "save", "predict",
+                 "download", "loop", "epoch")
 
 
 def _defined_here(module, obj) -> bool:
@@ -25,7 +28,8 @@ def _candidates(module, functions: list[str]) -> list[tuple[str, object, str]]:
             continue
         if inspect.isclass(obj) and issubclass(obj, nn.Module):
             found.append((name, obj, "class"))
-        elif inspect.isfunction(obj) and any(f in name.lower() for f in functions):
+        elif inspect.isfunction(obj) and any(f in name.lower() for f in functions) \
+                and not any(verb in name.lower() for verb in NOT_FACTORIES):
             required = [p for p in inspect.signature(obj).parameters.values()
                         if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
             if not required:  # a factory such as resnet20(); never call functions that need arguments
