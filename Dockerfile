@@ -7,6 +7,10 @@
 #   docker run --rm -v "$PWD/sub:/autograder/submission" -v "$PWD/res:/autograder/results" \
 #       dlgrade-cs1678-hw4 /autograder/run_autograder
 #
+# Held-out labels (ece661-hw2, dl-assignment2) and course images are never built into the
+# image: mount them where the zip would put them, e.g.
+#   -v "$PWD/labels:/autograder/source/labels:ro" -v "$PWD/caltech:/autograder/source/data:ro"
+#
 # The base image (Ubuntu 22.04) defines CMD and ENTRYPOINT for Gradescope's harness; keep them.
 ARG BASE_REPO=gradescope/autograder-base
 ARG TAG=latest

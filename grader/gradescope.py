@@ -65,7 +65,10 @@ def _labels(root: Path) -> tuple[Path, ...]:
     if not folder.is_dir():
         return ()
     if os.geteuid() == 0:
-        os.chmod(folder, 0o700)
+        try:
+            os.chmod(folder, 0o700)
+        except OSError:  # a read-only mount: the grade's notes say if nobody could read the files
+            pass
     return tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file()))
 
 

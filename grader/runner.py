@@ -222,7 +222,7 @@ class Runner:
             for n, layer in enumerate(image.get("layers", [])[:2], start=1):
                 try:
                     data = base64.b64decode(layer["data"], validate=True)
-                    png = grid(data, int(layer["channels"]), *map(int, layer["size"]))
+                    png = grid(data, int(layer.get("shown", layer["channels"])), *map(int, layer["size"]))
                 except (KeyError, ValueError, TypeError):
                     continue
                 stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(image.get("name", "image")))[:60]

@@ -129,3 +129,11 @@ def test_course_images_go_into_the_zip(tmp_path):
     assert "data/accordion/image_0001.jpg" in names and "data/camera/image_0001.jpg" in names
     missing = build(["dl-assignment2", "-o", str(tmp_path / "b.zip"), "--labels", str(labels), "--data", str(tmp_path)])
     assert missing.exit_code == 2 and "accordion/image_0001 is not there" in missing.output
+
+
+def test_a_read_only_labels_folder_still_grades(root, monkeypatch):
+    def refuse(path, mode):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(gradescope.os, "chmod", refuse)
+    assert [p.name for p in gradescope._labels(root)] == ["ece661-hw2-test-labels.csv"]

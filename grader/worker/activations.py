@@ -17,6 +17,7 @@ from .probes import _build
 _CONV = {F.conv2d, torch.conv2d}
 _RELU = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 MAX_SIDE = 128  # maps larger than this are not drawn at full size anyway
+MAX_MAPS = 128  # and no more maps than this per layer: the reply stays a few MB
 
 
 class _Capture(TorchFunctionMode):
@@ -62,13 +63,14 @@ def _image(path: str | None, size: tuple[int, int], index: int) -> tuple[torch.T
 
 
 def _encode(maps: torch.Tensor) -> dict:
-    maps = maps[0].float()  # [C, H, W]
+    channels = int(maps.shape[1])
+    maps = maps[0, :MAX_MAPS].float()  # [C, H, W], at most MAX_MAPS of them
     if max(maps.shape[1:]) > MAX_SIDE:
         maps = F.adaptive_avg_pool2d(maps.unsqueeze(0), MAX_SIDE)[0]
     low = maps.amin(dim=(1, 2), keepdim=True)
     high = maps.amax(dim=(1, 2), keepdim=True)
     scaled = ((maps - low) / (high - low).clamp(min=1e-12) * 255).round().to(torch.uint8)
-    return {"channels": int(maps.shape[0]), "size": list(maps.shape[1:]),
+    return {"channels": channels, "shown": int(maps.shape[0]), "size": list(maps.shape[1:]),
             "data": base64.b64encode(scaled.contiguous().numpy().tobytes()).decode("ascii"),
             "flat": [bool(h == l) for h, l in zip(high.flatten().tolist(), low.flatten().tolist())]}
 
