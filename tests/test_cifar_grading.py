@@ -310,3 +310,14 @@ def test_functions_that_train_are_never_called_while_looking_for_the_model(tmp_p
     report = grade(folder, "resnet20.construct.*")
     assert by_id(report)["resnet20.construct.nc10"].message.startswith("MyNet (resnet_cifar10.py line 35) is graded as ResNet-20")
     assert "TRAINING RAN" not in report.student_output
+
+
+def test_conv_biases_are_accepted_with_a_note(tmp_path):
+    folder = copy_plain(tmp_path)
+    path = folder / "resnet_cifar10.py"
+    path.write_text(path.read_text().replace("bias=False", "bias=True"))
+    structure = by_id(grade(folder, "resnet20.structure.*"))["resnet20.structure.nc10"]
+    assert structure.passed, structure.message
+    # 16 (stem) + 6 x 16 + 6 x 32 + 6 x 64 biases
+    assert "Convolutions with bias=True add 688 parameters that batch norm makes redundant." in structure.message
+    assert "270,410 parameters" in structure.message

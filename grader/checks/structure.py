@@ -134,10 +134,10 @@ def resnet_verdict(spec: dict, shape: ResNetShape, params: int, num_classes: int
     if params in counts:
         message += f", as {counts[params]} should have."
     else:
-        listed = ", ".join(f"{c:,} ({label})" for c, label in counts.items())
+        listed = " or ".join(f"{c:,} for {label.split(' (')[0]}" for c, label in counts.items())
         extra = f" Convolutions with bias=True add {shape.conv_bias:,} parameters that batch norm makes redundant." \
             if shape.conv_bias else ""
-        message += f" (the reference counts are {listed}).{extra} The layout is right, so this is accepted."
+        message += f", not {listed}.{extra} The layout is right, so this is accepted."
     if spec.get("first_stage_stride_note") and shape.stage_strides:
         if any(st > 1 for st in shape.stage_strides[0]):
             message += (" The first stage's convolutions use stride 2, as the handout's text says; the paper uses "
