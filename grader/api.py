@@ -65,11 +65,10 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     try:
         staged = intake.stage(Path(submission), run_root / "intake")
         # Read before any student code runs, from the staged copy that code cannot write.
-        scored = {spec.id: heldout.evaluate(spec, staged.root, staged.files, truths.get(spec.id))
+        scored = {spec.id: heldout.evaluate(spec, staged.root, staged.files, truths.get(spec.id),
+                                            [n.text for n in staged.notes])
                   for spec in rubric.predictions}
         findings = _code_findings(rubric, staged)
-        for spec in rubric.predictions:
-            scored[spec.id]["refused"] = [n.text for n in staged.notes if spec.file.lower() in n.text.lower()]
         try:
             plan = plan_modules(rubric, staged)
         except InputError as exc:
@@ -213,23 +212,34 @@ def _held_out_labels(rubric: Rubric, checks: list[Check], options: Options) -> t
 IMAGE_SUFFIXES = ("", ".jpg", ".jpeg", ".png")
 
 
+def course_images(rubric: Rubric) -> list[str]:
+    """The images the rubric's tasks name, e.g. `accordion/image_0001` (no suffix needed)."""
+    return [name for task in rubric.tasks if task.kind == "activation_maps" for name in task.params["images"]]
+
+
+def find_course_image(data: Path, name: str) -> Path | None:
+    """`name` under the course data folder, with or without an image suffix; never outside it."""
+    base = Path(data).resolve()
+    for suffix in IMAGE_SUFFIXES:
+        src = (base / (name + suffix)).resolve()
+        if src.is_file() and base in src.parents and src.stat().st_size < 20 << 20:
+            return src
+    return None
+
+
 def _copy_inputs(rubric: Rubric, options: Options, folder: Path) -> dict[str, str]:
-    """Copy the course images a task names (`accordion/image_0001`) from --data into the
-    sandbox, where the worker may read them; names not found get a stand-in there."""
+    """Copy the course images a task names from --data into the sandbox, where the worker
+    may read them; names not found get a stand-in there."""
     out: dict[str, str] = {}
     if options.data is None:
         return out
-    base = Path(options.data).resolve()
-    for task in rubric.tasks:
-        for name in task.params.get("images", []) if task.kind == "activation_maps" else []:
-            for suffix in IMAGE_SUFFIXES:
-                src = (base / (name + suffix)).resolve()
-                if src.is_file() and base in src.parents and src.stat().st_size < 20 << 20:
-                    dest = folder / f"{len(out)}{src.suffix}"
-                    folder.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src, dest)
-                    out[name] = str(dest)
-                    break
+    for name in course_images(rubric):
+        src = find_course_image(options.data, name)
+        if src is not None:
+            dest = folder / f"{len(out)}{src.suffix}"
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            out[name] = str(dest)
     return out
 
 

@@ -120,14 +120,11 @@ def build_zip(assignment: str, output: Path, labels: tuple[Path, ...] = (),
     for spec in rubric.predictions:
         entries[f"{LABELS_DIR}/{spec.labels}"] = matched[spec.id].read_bytes()
     if data is not None:
-        from .api import IMAGE_SUFFIXES
-
-        for task in rubric.tasks:
-            for name in task.params.get("images", []) if task.kind == "activation_maps" else []:
-                found = [data / (name + s) for s in IMAGE_SUFFIXES if (data / (name + s)).is_file()]
-                if not found:
-                    raise InputError(f"--data {data}: {name} is not there (looked for {name}.jpg and .png)")
-                entries[f"{DATA_DIR}/{found[0].relative_to(data).as_posix()}"] = found[0].read_bytes()
+        for name in api.course_images(rubric):
+            found = api.find_course_image(data, name)
+            if found is None:
+                raise InputError(f"--data {data}: {name} is not there (looked for {name}.jpg and .png)")
+            entries[f"{DATA_DIR}/{found.relative_to(Path(data).resolve()).as_posix()}"] = found.read_bytes()
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries.items():

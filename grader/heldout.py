@@ -60,12 +60,14 @@ def expected_ids(spec: PredictionsSpec, truth: dict[int, int] | None) -> range |
     return range(spec.first_id, spec.first_id + len(truth)) if truth else None
 
 
-def evaluate(spec: PredictionsSpec, root: Path, files: list[str], truth: dict[int, int] | None) -> dict:
+def evaluate(spec: PredictionsSpec, root: Path, files: list[str], truth: dict[int, int] | None,
+             intake_notes: list[str] = ()) -> dict:
     """What the checks need: where the file is, whether it reads, and its score when the
-    labels are at hand."""
+    labels are at hand. `intake_notes` say why a file may not have been staged (too large)."""
     rel = find_file(root, files, spec.file)
     out: dict = {"file": rel, "error": None, "notes": [], "score": None, "shift": None,
-                 "others": [f for f in files if f.lower().endswith(".csv")][:8]}
+                 "others": [f for f in files if f.lower().endswith(".csv")][:8],
+                 "refused": [n for n in intake_notes if spec.file.lower() in n.lower()]}
     if rel is None:
         return out
     try:

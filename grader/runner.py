@@ -351,6 +351,11 @@ class Runner:
             self.facts.load_peak_mb = reply.peak_mb
         return True
 
+    def _call_args(self, model, variant) -> tuple[list, dict]:
+        """The constructor arguments: the rubric's, or none for a picked class that builds
+        only with its own defaults."""
+        return ([], {}) if model.symbol in self._no_args else model.call_for(variant)
+
     def _request(self, key: tuple, check: Check) -> tuple[str, dict, str]:
         if check.cell is not None:
             cell = check.cell
@@ -361,7 +366,7 @@ class Runner:
             p = check.task.params
             model = self.rubric.model(p["model"])
             variant = model.variants[0]
-            args, kwargs = ([], {}) if model.symbol in self._no_args else model.call_for(variant)
+            args, kwargs = self._call_args(model, variant)
             images = [[name, self.inputs.get(name)] for name in p["images"]]
             return "activations", {"symbol": model.symbol, "args": args, "kwargs": kwargs, "images": images,
                                    "input": list(model.input), "seed": self.rubric.training.seed}, \
@@ -387,7 +392,7 @@ class Runner:
                                "num_classes": task.params["num_classes"]}, f"{task.params['function']}()"
         op, symbol, _ = key
         model, variant = check.model, check.variant
-        args, kwargs = ([], {}) if symbol in self._no_args else model.call_for(variant)
+        args, kwargs = self._call_args(model, variant)
         who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
         if op == "trace":
             return "trace", {"symbol": symbol, "args": args, "kwargs": kwargs, "input": list(model.input),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ def mutate(source: str, *replacements: tuple[str, str]) -> str:
         assert source.count(old) == 1, f"expected exactly one {old!r} in the submission"
         source = source.replace(old, new)
     return source
+
+
+def unpack(archive: Path, dest: Path) -> Path:
+    """Unzip as Gradescope does, keeping the Unix modes stored in the archive."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            target = zf.extract(info, dest)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(target, mode)
+    return dest
 
 
 def write_submission(folder: Path, source: str, name: str = "cnn_trainer.py") -> Path:

@@ -27,7 +27,7 @@ from grader import gradescope
 from grader.cli import main
 from grader.rubric import available, load_rubric
 
-from gradekit import REPO, TEMPLATE
+from gradekit import REPO, TEMPLATE, unpack
 
 # What `grade` says of an assignment it does not know: it names the ones it does.
 UNKNOWN = f"unknown assignment 'cs9999-nope' (known: {', '.join(sorted(available()))})"
@@ -65,16 +65,6 @@ def autograder_zip(tmp_path_factory) -> Path:
     assert result.output.startswith(f"wrote {out} (")
     return out
 
-
-def unpack(archive: Path, dest: Path) -> Path:
-    """Unzip as Gradescope does, keeping the Unix modes stored in the archive."""
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            target = zf.extract(info, dest)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(target, mode)
-    return dest
 
 
 def test_zip_holds_the_grader_and_rubric_but_no_solutions(autograder_zip):

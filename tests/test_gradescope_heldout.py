@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from grader import gradescope
 from grader.cli import main
-from gradekit import HERE, REPO
+from gradekit import HERE, REPO, unpack
 
 SCHEMA = json.loads((REPO / "grader" / "render" / "gradescope-results.schema.json").read_text())
 PREDICTIONS = HERE / "submissions" / "ece661_plain" / "predictions.csv"
@@ -32,15 +32,6 @@ def labels_file(folder: Path, name: str = "ece661-hw2-test-labels.csv") -> Path:
 def build(args: list[str]):
     return CliRunner().invoke(main, ["build-autograder", *args], prog_name="grade", catch_exceptions=False)
 
-
-def unpack(archive: Path, dest: Path) -> Path:
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            target = zf.extract(info, dest)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                Path(target).chmod(mode)
-    return dest
 
 
 def test_building_without_the_labels_says_which_file_is_needed(tmp_path):

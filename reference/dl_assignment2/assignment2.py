@@ -6,7 +6,7 @@ nothing trains, reads data or draws at import time. Training runs from a shell:
 
   python assignment2.py --root caltech --model lenet5 --epochs 30
 
-with caltech/train.csv, caltech/validation.csv and caltech/<class>/image_XXXX.jpg (the
+with caltech/train.csv, caltech/validation.csv and caltech/<class>/image_NNNN.jpg (the
 dataset reader is caltech_data.py, beside this file, imported only when training).
 
 The handout leaves LeNet5's conv padding open. Without padding (PyTorch's default) a
@@ -382,7 +382,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, list[float]]:
     import caltech_data  # beside this file
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", required=True, help="folder holding <class>/image_XXXX.jpg")
+    parser.add_argument("--root", required=True, help="folder holding <class>/image_NNNN.jpg")
     parser.add_argument("--train-csv", help="default: <root>/train.csv")
     parser.add_argument("--val-csv", help="default: <root>/validation.csv")
     parser.add_argument("--model", choices=sorted(MODELS), default="lenet5")

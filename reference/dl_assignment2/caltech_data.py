@@ -1,6 +1,6 @@
 """The assignment's 101-class Caltech subset as a torch Dataset, read from its CSV lists.
 
-The release is a folder of `<class>/image_XXXX.jpg` files (64x64; some grayscale, which
+The release is a folder of `<class>/image_NNNN.jpg` files (64x64; some grayscale, which
 are converted to RGB so every item is [3, 64, 64]) plus train.csv and validation.csv naming
 the images of each split by their path relative to that folder.
 
@@ -59,7 +59,7 @@ def class_of(path: str) -> str:
     """The folder that holds the image: 'accordion' for 'accordion/image_0001.jpg'."""
     parts = path.replace("\\", "/").strip("/").split("/")
     if len(parts) < 2:
-        raise ValueError(f"{path!r} is not inside a class folder (<class>/image_XXXX.jpg)")
+        raise ValueError(f"{path!r} is not inside a class folder (<class>/image_NNNN.jpg)")
     return parts[-2]
 
 
