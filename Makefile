@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dlgrade-installed
 
-.PHONY: install test demo bench bench-shakespeare bench-cifar clean
+.PHONY: install test demo bench bench-shakespeare bench-cifar corpus clean
 
 install: $(STAMP)
 
@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/grade_bench.py --assignment dl-assignment2 --submission tests/submissions/dl2_plain --only 'lenet5.*' --only 'resnet18.*' --only 'activations.*'
 	$(PY) benchmarks/smoke_calibration.py --seeds 5
 	$(PY) benchmarks/cifar_pipeline_bench.py
+	$(PY) benchmarks/writer_bench.py
 
 # ECE661 HW2 input pipelines: DataLoader + torchvision against the device-resident fast path
 # (images per second of the ResNet-20 training step; a GPU when one is present).
@@ -39,6 +40,13 @@ bench-cifar: $(STAMP)
 # The handout's character GRU: minutes per epoch on a GPU, hours on a 2-core CPU.
 bench-shakespeare: $(STAMP)
 	$(PY) benchmarks/shakespeare_bench.py --epochs 10
+
+# Public student submissions graded and compared with a careful TA's verdicts (agreement and
+# seconds per case). MIRROR holds one fetched snapshot per repository: see the corpus README.
+CORPUS ?= ../shared/corpus
+MIRROR ?= ../.mirror
+corpus: $(STAMP)
+	$(PY) $(CORPUS)/run_corpus.py --mirror $(MIRROR) --project $(CURDIR)
 
 clean:
 	rm -rf $(VENV) demo-out bench-out grade-out

@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__, discovery, heldout, intake, notebooks
+from . import __version__, courseinputs, discovery, heldout, intake, notebooks, sourcefacts
 from .checks import evaluate
 from .errors import InputError, RubricError
 from .render.gradescope import to_results
@@ -68,7 +68,8 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
         scored = {spec.id: heldout.evaluate(spec, staged.root, staged.files, truths.get(spec.id),
                                             [n.text for n in staged.notes])
                   for spec in rubric.predictions}
-        findings = _code_findings(rubric, staged)
+        findings = sourcefacts.code_findings(rubric, staged)
+        handoffs = sourcefacts.handoffs(rubric, staged)
         try:
             plan = plan_modules(rubric, staged)
         except InputError as exc:
@@ -88,7 +89,7 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
                 _add_scorer_facts(facts, scored, labels_problems, options, findings, staged.files)
                 report.checks = [evaluate(c, facts, rubric) for c in checks]
             else:
-                _run(report, rubric, checks, staged.root, plan, run_root, device, options, started,
+                _run(report, rubric, checks, staged.root, plan, run_root, device, options, started, handoffs,
                      lambda facts: _add_scorer_facts(facts, scored, labels_problems, options, findings, staged.files))
         except Exception:
             _fail_report(report, checks, "".join(traceback.format_exc(limit=6)))
@@ -209,40 +210,6 @@ def _held_out_labels(rubric: Rubric, checks: list[Check], options: Options) -> t
     return truths, problems
 
 
-IMAGE_SUFFIXES = ("", ".jpg", ".jpeg", ".png")
-
-
-def course_images(rubric: Rubric) -> list[str]:
-    """The images the rubric's tasks name, e.g. `accordion/image_0001` (no suffix needed)."""
-    return [name for task in rubric.tasks if task.kind == "activation_maps" for name in task.params["images"]]
-
-
-def find_course_image(data: Path, name: str) -> Path | None:
-    """`name` under the course data folder, with or without an image suffix; never outside it."""
-    base = Path(data).resolve()
-    for suffix in IMAGE_SUFFIXES:
-        src = (base / (name + suffix)).resolve()
-        if src.is_file() and base in src.parents and src.stat().st_size < 20 << 20:
-            return src
-    return None
-
-
-def _copy_inputs(rubric: Rubric, options: Options, folder: Path) -> dict[str, str]:
-    """Copy the course images a task names from --data into the sandbox, where the worker
-    may read them; names not found get a stand-in there."""
-    out: dict[str, str] = {}
-    if options.data is None:
-        return out
-    for name in course_images(rubric):
-        src = find_course_image(options.data, name)
-        if src is not None:
-            dest = folder / f"{len(out)}{src.suffix}"
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-            out[name] = str(dest)
-    return out
-
-
 def _label_exposure(options: Options) -> list[Note]:
     """bubblewrap hides the labels files; running as nobody hides only what others cannot read."""
     if options.isolation == "bwrap" or not options.labels:
@@ -267,18 +234,6 @@ def _readable_by_others(path: Path) -> bool:
         return False
 
 
-def _code_findings(rubric: Rubric, staged) -> dict[str, list[dict]]:
-    """Evidence in the source for parts that live in code the grader does not run."""
-    kinds = {t.kind for t in rubric.tasks}
-    if not kinds & {"lr_decay", "weight_penalty"}:
-        return {}
-    from . import codescan
-
-    code = codescan.sources(staged.root, staged.files)
-    return {"lr_decay": [dataclasses.asdict(f) for f in codescan.find_lr_decay(code)],
-            "l1_penalty": [dataclasses.asdict(f) for f in codescan.find_l1_penalty(code)]}
-
-
 def _add_scorer_facts(facts, scored: dict, labels_problems: dict, options: Options, findings: dict,
                      files: list[str]) -> None:
     """What the scoring process established itself, beside the sandbox's facts."""
@@ -290,10 +245,10 @@ def _add_scorer_facts(facts, scored: dict, labels_problems: dict, options: Optio
 
 
 def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: Path, plan: ModulePlan,
-         run_root: Path, device: str, options: Options, started: float, add_facts=None) -> None:
+         run_root: Path, device: str, options: Options, started: float, handoffs: dict, add_facts=None) -> None:
     sandbox_dir = run_root / "sandbox"
     shutil.copytree(staged_root, sandbox_dir / "submission", symlinks=True)
-    inputs = _copy_inputs(rubric, options, sandbox_dir / "inputs")
+    inputs = courseinputs.copy_inputs(rubric, options.data, sandbox_dir / "inputs")
     limits = dataclasses.replace(rubric.limits, **options.limits)
     rubric = dataclasses.replace(rubric, limits=limits)
     config = SandboxConfig(memory_mb=limits.memory_mb, threads=options.threads, isolation=options.isolation,
@@ -301,7 +256,7 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
                            hidden_paths=_hidden_paths(options))
     runner = Runner(rubric, sandbox_dir / "submission", plan.modules, sandbox_dir, config, device,
                     deadline=started + limits.total_seconds, displays=plan.displays, line_maps=plan.line_maps,
-                    unresolved=plan.unresolved, inputs=inputs)
+                    unresolved=plan.unresolved, inputs=inputs, handoffs=handoffs)
     facts = runner.collect(checks)
     if add_facts is not None:
         add_facts(facts)
@@ -318,7 +273,7 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
         for skipped in loaded.get("skipped", []):
             report.note("info", f"{name}: {_skipped_text(skipped, plan.line_maps.get(rel))}")
     for text in facts.hazards:
-        report.note("warning", text)
+        report.note("warning", runner.localize(text))  # "module.py:LINE" of a notebook -> its cell
     for symbol, info in (facts.load or {}).get("symbols", {}).items():
         if info.get("defined_as"):
             report.note("info", f"{symbol} is defined as {info['defined_as']} in {facts.file_of(symbol)}; graded under "

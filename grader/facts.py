@@ -43,6 +43,7 @@ class Facts:
     picks: dict[str, dict] = field(default_factory=dict)  # rubric symbol -> {"name", "reason"}: the class graded for it
     displays: dict[str, str] = field(default_factory=dict)  # module path -> the name the student knows
     unresolved: dict[str, str] = field(default_factory=dict)  # symbol -> why no file was found for it
+    handoffs: dict[str, dict] = field(default_factory=dict)  # task id -> grader.handoff.Handoff.as_dict(), from the source
 
     def symbol(self, name: str) -> dict:
         if not self.load:

@@ -16,7 +16,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from . import api
+from . import api, courseinputs
 from .errors import InputError, RubricError
 from .rubric import load_rubric
 
@@ -120,8 +120,8 @@ def build_zip(assignment: str, output: Path, labels: tuple[Path, ...] = (),
     for spec in rubric.predictions:
         entries[f"{LABELS_DIR}/{spec.labels}"] = matched[spec.id].read_bytes()
     if data is not None:
-        for name in api.course_images(rubric):
-            found = api.find_course_image(data, name)
+        for name in courseinputs.course_images(rubric):
+            found = courseinputs.find_course_image(data, name)
             if found is None:
                 raise InputError(f"--data {data}: {name} is not there (looked for {name}.jpg and .png)")
             entries[f"{DATA_DIR}/{found.relative_to(Path(data).resolve()).as_posix()}"] = found.read_bytes()

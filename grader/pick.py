@@ -71,4 +71,6 @@ def _why_not_built(error: dict) -> str:
         return f"not implemented yet: it raises NotImplementedError{where}"
     if kind == "TypeError" and "required" in message and "argument" in message:
         return "needs constructor arguments"
+    if kind == "NotInstalledError":  # its message names the missing module, the one thing to fix
+        return f"building it raised {kind}{where}: {message}"
     return f"building it raised {kind or 'an error'}{where}" if kind else "does not build"

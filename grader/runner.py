@@ -69,7 +69,7 @@ class Runner:
     def __init__(self, rubric: Rubric, submission_root: Path, modules: list[dict], run_dir: Path, config: SandboxConfig,
                  device: str, deadline: float, displays: dict[str, str] | None = None,
                  line_maps: dict[str, "LineMap"] | None = None, unresolved: dict[str, str] | None = None,
-                 inputs: dict[str, str] | None = None):
+                 inputs: dict[str, str] | None = None, handoffs: dict[str, dict] | None = None):
         """`modules`: [{"module": path, "symbols": [...]}] in import order; `displays`: the
         names students know those paths by (a notebook for its generated module);
         `line_maps`: generated module -> its notebook's cells; `unresolved`: symbols no file provides."""
@@ -84,7 +84,8 @@ class Runner:
         self.inputs = inputs or {}  # image name -> its copy inside the sandbox, for activation maps
         first = modules[0]["module"] if modules else "the submission"
         self.module = self.displays.get(first, first)
-        self.facts = Facts(module=self.module, displays=dict(self.displays), unresolved=dict(unresolved or {}))
+        self.facts = Facts(module=self.module, displays=dict(self.displays), unresolved=dict(unresolved or {}),
+                           handoffs=dict(handoffs or {}))
         self._symbol_crash: dict[str, str] = {}
         self._aliases: dict[str, tuple[str, str]] = {}  # rubric symbol -> (module, the student's name) picked
         self._no_args: set[str] = set()  # picked symbols that build only with their own defaults
@@ -147,6 +148,8 @@ class Runner:
         remaining = self.deadline - time.monotonic()
         timeout = min(self.rubric.limits.probe_seconds, max(remaining, MIN_PROBE_SECONDS))
         op, args, what = self._request(key, check)
+        if op == "writer":
+            args["budget_seconds"] = timeout  # the writer skips its optional runs when slow
         try:
             reply = self.sandbox.call(op, args, timeout, what)
         except WorkerCrashed as crash:
@@ -379,6 +382,8 @@ class Runner:
                                "seed": self.rubric.training.seed}, f"{check.task.params['function']}(model, ...)"
         if key[0] in ("sentiment", "generation", "writer"):
             p = dict(check.task.params)
+            if key[0] == "writer":
+                p["handoff"] = self.facts.handoffs.get(check.task.id)
             return key[0], {**p, "seed": self.rubric.training.seed}, \
                 f"{p.get('function') or p.get('symbol')}(...)"
         if key[0] == "kernels":
@@ -389,7 +394,9 @@ class Runner:
                                                                               "num_classes": task.params["num_classes"]}))
             return "kernels", {"function": task.params["function"], "helper": task.params["helper"],
                                "model": model.symbol, "args": args, "kwargs": kwargs,
-                               "num_classes": task.params["num_classes"]}, f"{task.params['function']}()"
+                               "num_classes": task.params["num_classes"],
+                               "layout": (self.facts.handoffs.get(task.id) or {}).get("layout")}, \
+                f"{task.params['function']}()"
         op, symbol, _ = key
         model, variant = check.model, check.variant
         args, kwargs = self._call_args(model, variant)

@@ -130,6 +130,7 @@ class Sandbox:
         self._killed_for_processes = False
         self._watch_stop = threading.Event()
         self._buffer = b""
+        self.progress: dict | None = None  # the last progress report of the call under way
         self.log_path = run_dir / "worker.log"
         for sub in ("home", "tmp"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -208,26 +209,32 @@ class Sandbox:
 
     def _read_reply(self, request_id: int, timeout: float, what: str) -> Reply:
         deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._fail("timeout", f"{what} did not finish within {timeout:.0f} s")
-            ready, _, _ = select.select([self._replies], [], [], min(remaining, 0.5))
-            if not ready:
-                if self._proc.poll() is not None:
+        self.progress = None
+        while True:
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._fail("timeout", f"{what} did not finish within {timeout:.0f} s{self._progress_text()}")
+                ready, _, _ = select.select([self._replies], [], [], min(remaining, 0.5))
+                if not ready:
+                    if self._proc.poll() is not None:
+                        self._fail_exited(what)
+                    continue
+                chunk = os.read(self._replies, 1 << 16)
+                if not chunk:
                     self._fail_exited(what)
+                self._buffer += chunk
+                if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
+                    self._fail("protocol", "the grading process sent an oversized reply")
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            try:
+                message = protocol.decode(line)
+            except ValueError:
+                self._fail("protocol", "the grading process sent something that is not a reply (did the code write to its channel?)")
+            if "progress" in message and "id" not in message:
+                self.progress = message["progress"] if isinstance(message["progress"], dict) else None
                 continue
-            chunk = os.read(self._replies, 1 << 16)
-            if not chunk:
-                self._fail_exited(what)
-            self._buffer += chunk
-            if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
-                self._fail("protocol", "the grading process sent an oversized reply")
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        try:
-            message = protocol.decode(line)
-        except ValueError:
-            self._fail("protocol", "the grading process sent something that is not a reply (did the code write to its channel?)")
+            break
         if message.get("id") != request_id:
             self._fail("protocol", "the grading process answered out of turn")
         result, error = message.get("result"), message.get("error")
@@ -236,6 +243,19 @@ class Sandbox:
         notes = [str(n)[:500] for n in message.get("notes", []) if isinstance(n, str)][:20]
         return Reply(bool(message.get("ok")), result, error if isinstance(error, dict) else None,
                      float(message.get("seconds", 0) or 0), float(message.get("peak_mb", 0) or 0), notes)
+
+    def _progress_text(self) -> str:
+        """'; by then it had generated 412 of 1,000 characters (...)', from the last report."""
+        p = self.progress or {}
+        try:
+            done = int(p.get("done"))
+            total = int(p["total"]) if p.get("total") is not None else None
+        except (TypeError, ValueError):
+            return ""
+        what, unit, note = (str(p.get(k) or "")[:limit] for k, limit in (("what", 80), ("unit", 20), ("note", 160)))
+        text = f"; by then {what or 'it'} had reached {done:,}" + (f" of {total:,}" if total else "") + \
+            (f" {unit}" if unit else "")
+        return text + (f" ({note})" if note else "")
 
     def _fail_exited(self, what: str):
         self._proc.wait(timeout=5)

@@ -74,7 +74,8 @@ def test_a_slow_cell_is_stopped_at_the_time_limit():
 
 def test_graded_memory_check_passes_a_correct_cell_and_fails_a_cell_that_forgets(tmp_path):
     # The forget gate scales the candidate instead of c_{t-1}: every parameter still gets a
-    # gradient and the state still matters (through h), so only the memory task can tell.
+    # gradient and the state still matters (through h). The memory task fails it, and so
+    # does behaviour, since c_t no longer depends on c_{t-1} (tests/test_unused_parts.py).
     folder = tmp_path / "hw5"
     shutil.copytree(PLAIN, folder)
     report = api.grade(folder, "cs1699-hw5", api.Options(device="cpu", only=("lstmcell.memory",)))
@@ -86,7 +87,8 @@ def test_graded_memory_check_passes_a_correct_cell_and_fails_a_cell_that_forgets
                                                   ("c = f * prev_c + i * c_tilde  # LSTM-C", "c = f * c_tilde + i * c_tilde")))
     checks = ("lstmcell.contract", "lstmcell.parameters", "lstmcell.builtins", "lstmcell.behaviour", "lstmcell.memory")
     report = api.grade(folder, "cs1699-hw5", api.Options(device="cpu", only=checks))
-    assert failed_ids(report) == {"lstmcell.memory"}  # it looks right in every other way
+    assert failed_ids(report) == {"lstmcell.memory", "lstmcell.behaviour"}  # counts and contract look right
+    assert "the new cell state does not depend on the old one" in by_id(report)["lstmcell.behaviour"].message
     memory = by_id(report)["lstmcell.memory"]
     assert "After 700 training steps the held-out accuracy is" in memory.message
     assert "90% was needed within 700 steps" in memory.message

@@ -166,3 +166,17 @@ def test_results_json_is_written_even_when_everything_fails(tmp_path):
     assert "ended the grading process (exit code 0)" in report.checks[0].message
     paths = api.write_outputs(report, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["score"] == 0
+
+
+def test_a_progress_report_is_bounded_and_needs_a_number():
+    """Progress comes from the student's process: only short labels and integers are used."""
+    from grader.sandbox import Sandbox
+
+    box = Sandbox.__new__(Sandbox)  # only the formatting is under test
+    box.progress = {"what": "w" * 5000, "done": 412, "total": 1000, "unit": "characters" + "u" * 500, "note": "n" * 5000}
+    text = box._progress_text()
+    assert text.startswith("; by then " + "w" * 80 + " had reached 412 of 1,000 characters" + "u" * 10 + " (")
+    assert len(text) < 300
+    for broken in ({"done": "many"}, {"done": None}, {"what": "x"}, None, {"done": 3, "total": "all"}):
+        box.progress = broken
+        assert box._progress_text() == ""

@@ -1,6 +1,8 @@
 """Checks on a recurrent cell: its contract, its size, no built-ins, its behaviour, its memory."""
 from __future__ import annotations
 
+import re
+
 from ..facts import Facts
 from ..results import CheckResult
 from ..rubric import CellSpec, Check, Rubric
@@ -156,15 +158,206 @@ def behaviour(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     if not res.get("first_step_depends_on_input") or res.get("first_step_norm", 1) < 1e-7:
         problems.append("from a zero state, h does not depend on the input")
         hints.append("the output should read the new cell state, tanh(c_t), not the previous one")
-    if res.get("no_gradient"):
-        problems.append(f"no gradient reaches {', '.join(res['no_gradient'][:4])}")
+    unused, unused_hints, covered = _unused_parts(cell, res.get("anatomy") or {})
+    problems += unused
+    hints += unused_hints
+    no_gradient = [n for n in res.get("no_gradient") or [] if n not in covered]
+    if no_gradient:
+        problems.append(f"no gradient reaches {', '.join(no_gradient[:4])}")
         hints.append("every parameter should take part in forward")
     if res.get("nonfinite_gradient"):
         problems.append(f"the gradient of {', '.join(res['nonfinite_gradient'][:4])} is NaN or infinite")
     if problems:
-        return result(check, False, f"{cell.symbol}: " + "; ".join(problems) + ".", "; ".join(hints).capitalize())
-    return result(check, True, f"|h| stays below 1 (at most {res['max_abs_h']:.3f}), batch rows are independent, "
-                               "None means a zero state, the given state is used, and every parameter gets a gradient.")
+        hint = "; ".join(dict.fromkeys(hints))
+        return result(check, False, f"{cell.symbol}: " + "; ".join(problems) + ".", hint[:1].upper() + hint[1:])
+    anatomy = res.get("anatomy") or {}
+    parts = [f"|h| stays below 1 (at most {res['max_abs_h']:.3f})", "batch rows are independent",
+             "None means a zero state", "the given state is used"]
+    if "dead" in anatomy and not anatomy.get("error"):
+        parts.append("every parameter row gets a gradient")
+        if (anatomy.get("cell_state") or {}).get("measured"):
+            parts += ["c_t depends on c_{t-1} through a gate (dc_t/dc_{t-1} is neither 0 nor exactly 1)",
+                      "h_t is gated (not tanh(c_t) alone)"]
+        message = ", ".join(parts[:-1]) + ", and " + parts[-1] + "."
+    else:
+        note = f" (the test for parts computed but not used could not run: {anatomy['error']})" \
+            if anatomy.get("error") else ""
+        message = ", ".join(parts) + ", and every parameter gets a gradient" + note + "."
+    return result(check, True, message)
+
+
+# ------------------------------------------------------------------ parts computed but not used
+
+EQUATIONS = {
+    "lstm": "c_t = f_t * c_{t-1} + i_t * g_t, h_t = o_t * tanh(c_t)",
+    "peephole": "c_t = f_t * c_{t-1} + i_t * g_t, h_t = o_t * tanh(c_t), with f_t and i_t reading c_{t-1} "
+                "and o_t reading c_t",
+    "coupled": "c_t = f_t * c_{t-1} + (1 - f_t) * g_t, h_t = o_t * tanh(c_t)",
+    "gru": "z_t and r_t from [h_{t-1}, x_t], h~_t = tanh(W [r_t * h_{t-1}, x_t]), "
+           "h_t = (1 - z_t) * h_{t-1} + z_t * h~_t",
+}
+CELL_EQUATION = {"lstm": "c_t = f_t * c_{t-1} + i_t * g_t", "peephole": "c_t = f_t * c_{t-1} + i_t * g_t",
+                 "coupled": "c_t = f_t * c_{t-1} + (1 - f_t) * g_t"}
+# What a parameter's name says it belongs to: words, single letters (W_f, b_f, self.f) and
+# two letters whose first says what the weight reads (W_hf, W_xf, W_if, weight_in).
+GATE_WORDS = {"lstm": {"forget": "forget gate", "input": "input gate", "in": "input gate", "output": "output gate",
+                       "out": "output gate", "candidate": "candidate", "cand": "candidate", "tilde": "candidate"},
+              "gru": {"update": "update gate", "reset": "reset gate", "candidate": "candidate", "cand": "candidate",
+                      "tilde": "candidate", "new": "candidate"}}
+GATE_LETTERS = {"lstm": {"f": "forget gate", "i": "input gate", "o": "output gate", "g": "candidate", "c": "candidate"},
+                "gru": {"z": "update gate", "r": "reset gate", "n": "candidate", "h": "candidate"}}
+GENERIC_WORDS = {"weight", "weights", "bias", "biases", "w", "b", "u", "v", "p", "x", "gate", "gates", "linear",
+                 "lin", "fc", "layer", "layers", "param", "params", "peep", "peephole", "hidden", "self"}
+ORDINALS = {1: "1st", 2: "2nd", 3: "3rd"}
+
+
+def _gate_of(name: str, family: str, shape: list[int], hidden: int) -> str | None:
+    """The gate a parameter's name and shape say it belongs to; None when unclear (a shared layer)."""
+    if hidden not in shape or any(d != hidden and d % hidden == 0 for d in shape):
+        return None  # a gate owns hidden units; a [4H, ...] weight is shared by several
+    kind = "gru" if family == "gru" else "lstm"
+    words, letters = GATE_WORDS[kind], GATE_LETTERS[kind]
+    found = set()
+    for raw in re.split(r"[^A-Za-z0-9]+", name):
+        for token in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", raw):
+            t = token.lower()
+            if t in GENERIC_WORDS or t.isdigit():
+                continue
+            if t in words:
+                found.add(words[t])
+                continue
+            if len(t) in (2, 3) and t[0] in "wbuvp":  # Wf, bf, Whf
+                t = t[1:]
+            if len(t) == 1 and t in letters:
+                found.add(letters[t])
+            elif len(t) == 2 and t[0] in "xhic" and t[1] in letters:
+                found.add(letters[t[1]])
+    return found.pop() if len(found) == 1 else None
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _span(ranges: list[list[int]]) -> str:
+    return _and([f"{a}-{b}" if b > a else f"{a}" for a, b in ranges])
+
+
+def _slices(entries: list[dict], hidden: int) -> tuple[list[tuple[str, bool]], list[str]]:
+    """('rows 100-199 of gates.weight and gates.bias (one gate's 100 units)', plural) for each
+    set of dead rows or columns, and hints naming their blocks."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in entries:
+        for axis in ("rows", "columns"):
+            if e.get(axis):
+                groups.setdefault((axis, str(e[axis])), []).append(e)
+    texts, hints = [], []
+    for (axis, _), members in groups.items():
+        first = members[0]
+        ranges, blocks = first[axis], first["row_blocks" if axis == "rows" else "column_blocks"]
+        units = sum(b - a + 1 for a, b in ranges)
+        word = axis if units > 1 else axis[:-1]
+        text = f"{word} {_span(ranges)} of {_and([m['name'] for m in members])}"
+        if blocks and len(blocks) * hidden == units:
+            text += (f" (one gate's {hidden} units)" if len(blocks) == 1
+                     else f" ({len(blocks)} gates' {hidden} units each)")
+            which = _and([ORDINALS.get(i, f"{i}th") for i, _ in blocks])
+            hints.append(f"{word} {_span(ranges)} {'are' if units > 1 else 'is'} the {which} of "
+                         f"{first['name']}'s {blocks[0][1]} blocks of {hidden} {axis}")
+        else:
+            text += f" ({units} of its {first['shape'][0 if axis == 'rows' else -1]} {axis})"
+        texts.append((text, units > 1 or len(members) > 1))
+    return texts, hints
+
+
+def _receive(parts: list[tuple[str, bool]]) -> str:
+    plural = len(parts) > 1 or parts[0][1]
+    return f"{_and([t for t, _ in parts])} never receive{'' if plural else 's'} a gradient"
+
+
+def _unused_parts(cell: CellSpec, anatomy: dict) -> tuple[list[str], list[str], set[str]]:
+    """Problems and hints for parts computed but never used, and the parameters they cover
+    (left out of the plain 'no gradient reaches' problem)."""
+    if not anatomy or anatomy.get("error") or "dead" not in anatomy:
+        return [], [], set()
+    family, hidden = cell.family, anatomy.get("hidden", HIDDEN)
+    dead = anatomy["dead"]
+    whole = {d["name"]: d for d in dead if d["whole"]}
+    gates: dict[str, list[str]] = {}
+    for name, shape in (anatomy.get("parameters") or {}).items():
+        gate = _gate_of(name, family, shape, hidden)
+        if gate:
+            gates.setdefault(gate, []).append(name)
+    # A gate is unused when every parameter its name gives it is dead.
+    unused = {g: names for g, names in gates.items() if all(n in whole for n in names)}
+    named = {n for names in unused.values() for n in names}
+    slices, slice_hints = _slices([d for d in dead if not d["whole"]], hidden)
+    loose = [n for n, d in whole.items() if n not in named and d["touched"]]  # used in forward, reaching nothing
+    anonymous = slices + [(n, False) for n in loose]
+
+    state = anatomy.get("cell_state") or {}
+    equation = CELL_EQUATION.get(family, "")
+    symptoms: dict[str, tuple[str, str, str]] = {}  # gate: what was measured, its lead without evidence, hint
+    if family != "gru" and state.get("measured"):
+        if state.get("one"):
+            symptoms["forget gate"] = (
+                "the new cell state's derivative with respect to the old one is exactly 1 for every input",
+                "the old cell state is carried over unscaled",
+                f"multiply the previous cell state by the forget gate: {equation}")
+        elif state.get("zero") and not state.get("value_depends"):
+            symptoms["forget gate"] = (
+                "the new cell state does not depend on the old one (its derivative with respect to c_{t-1} is "
+                "exactly 0 for every input",
+                "", f"keep the previous cell state (from prev_state) in the sum: {equation}")
+        if state.get("h_is_tanh_c"):
+            symptoms["output gate"] = ("h_t equals tanh(c_t) exactly for every input", "no output gate scales h_t",
+                                       "scale the output by the output gate: h_t = o_t * tanh(c_t)")
+    problems, hints = [], []
+    if family != "gru" and state.get("measured") and state.get("zero") and state.get("value_depends"):
+        problems.append("no gradient flows back through the cell state: the new cell state changes with the old one, "
+                        "but its derivative with respect to c_{t-1} is exactly 0 for every input (c_{t-1} is "
+                        "detached inside forward)")
+        hints.append("do not detach prev_state (or use .data) inside forward: training backpropagates through c_{t-1}")
+    # Dead rows of a shared layer say that some gate is unused, not which: they go with the
+    # one gate the other measurements point at, if there is exactly one.
+    implicated = list(dict.fromkeys([*symptoms, *unused]))
+    attached = {implicated[0]: anonymous} if len(implicated) == 1 and anonymous else {}
+    for gate in implicated:
+        names = unused.get(gate, [])
+        touched = not names or any(whole[n]["touched"] for n in names)
+        parts = ([(_and(names), len(names) > 1)] if names else []) + attached.get(gate, [])
+        if names and not attached.get(gate):
+            evidence = f"its parameter{'s' if len(names) > 1 else ''} " + (
+                _receive(parts) if touched
+                else f"{_and(names)} {'are' if len(names) > 1 else 'is'} never used in forward")
+        else:
+            evidence = _receive(parts) if parts else ""
+        lead = f"the {gate} is {'computed but not used' if touched else 'missing'}"
+        if gate in symptoms:
+            measured, plain, hint = symptoms[gate]
+            student = "c_t = c_{t-1} + i_t * g_t; " if evidence and gate == "forget gate" and state.get("one") \
+                and family != "coupled" else ""
+            given = "the equations give " + (equation if gate == "forget gate" else "h_t = o_t * tanh(c_t)")
+            measured += ("; " if measured.count("(") > measured.count(")") else " (") + student + given + ")"
+            if evidence:
+                problems.append(f"{lead}: {measured}, and {evidence}")
+            else:
+                problems.append(f"{plain}: {measured}" if plain else measured)
+            hints.append(hint)
+        else:
+            problems.append(f"{lead}: {evidence}, whatever the input")
+            hints.append(f"the {gate} should appear in the equations: {EQUATIONS[family]}")
+    if anonymous and not attached:
+        one_gate = len(anonymous) == 1 and "one gate's" in anonymous[0][0]
+        problems.append(f"{_receive(anonymous)}, whatever the input: "
+                        f"{'that gate is' if one_gate else 'those parts are'} computed but not used")
+    if anonymous:
+        hints += slice_hints[:1]
+        if not attached:
+            hints.append(f"every gate computed from the parameters should appear in the equations "
+                         f"({EQUATIONS[family]}); look for a gate computed and then left out, or one slice of a "
+                         "shared layer used twice")
+    return problems, hints, named | set(loose)
 
 
 def memory(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:

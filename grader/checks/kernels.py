@@ -6,6 +6,7 @@ oriented stripes, so the images in the report show whether the right weights wer
 from __future__ import annotations
 
 from ..facts import Facts
+from ..handoff import given_text
 from ..results import CheckResult
 from ..rubric import Check, Rubric
 from .common import explain, result, unavailable
@@ -13,6 +14,24 @@ from .common import explain, result, unavailable
 
 def _outcome(check: Check, facts: Facts):
     return facts.probes.get(("kernels", check.task.id))
+
+
+def given(check: Check, facts: Facts) -> str:
+    """Which checkpoint layout the function was handed, and why (read from its source)."""
+    handoff = facts.handoffs.get(check.task.id) or {}
+    text = given_text(handoff)
+    outcome = _outcome(check, facts)
+    res = (outcome.result if outcome else None) or {}
+    loads = [str(p) for p in (res.get("served") or {}).get("loads", []) if isinstance(p, str)]
+    if len(loads) > 1:
+        text += f" Each of its {len(loads)} torch.load calls got that checkpoint."
+    adapted = (res.get("served") or {}).get("adapted") or []
+    if adapted:
+        text += (f" Loaded into a model with other output sizes, {', '.join(map(str, adapted[:3]))} kept the "
+                 "model's own values.")
+    for note in handoff.get("notes", []):
+        text += f" {note}"
+    return text
 
 
 def _prerequisite(check: Check, facts: Facts) -> CheckResult | None:
@@ -46,22 +65,24 @@ def calls(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     matched = sorted({c["matches"] for c in made if c.get("matches") is not None})
     error_text = explain(res["error"], f"{fn}()") + " " if res.get("error") else ""
     if not made:
-        return result(check, False, error_text + f"{fn}() never called {helper}.",
+        return result(check, False, error_text + f"{fn}() never called {helper}. {given(check, facts)}",
                       f"Load the checkpoint named by FLAGS.model_checkpoint and call {helper} for each conv layer.")
     if not matched:
         return result(check, False, error_text + f"{fn}() called {helper} {len(made)} times, but none of the weights "
-                      "it passed are in the checkpoint the grader gave it.",
-                      "Build the model, load_state_dict(checkpoint['model']) from FLAGS.model_checkpoint, then pass "
-                      "each conv layer's weight.")
+                      f"it passed are in the checkpoint the grader gave it. {given(check, facts)}",
+                      "Load the checkpoint named by FLAGS.model_checkpoint, then pass each conv layer's weight "
+                      "(from the checkpoint, or from the model you loaded it into).")
     listing = ", ".join(f"{c['name']} {c['shape']}" for c in made[:8])
     if len(matched) < convs:
         missing = [str(i + 1) for i in range(convs) if i not in matched]
         return result(check, False, error_text + f"{fn}() visualized {len(matched)} of the {convs} conv layers; "
                       f"conv layer {', '.join(missing)} {'was' if len(missing) == 1 else 'were'} not drawn. "
-                      f"Calls: {listing}.", "Draw every convolution: the handout asks for all five.")
+                      f"Calls: {listing}. {given(check, facts)}", "Draw every convolution: the handout asks for all five.")
     if res.get("error"):
-        return result(check, False, error_text + f"(It had drawn all {convs} conv layers before that.)")
-    return result(check, True, f"{fn}() loaded the grader's checkpoint and drew all {convs} conv layers. Calls: {listing}.")
+        return result(check, False, error_text + f"(It had drawn all {convs} conv layers before that.) "
+                      + given(check, facts))
+    return result(check, True, f"{fn}() loaded the grader's checkpoint and drew all {convs} conv layers. Calls: {listing}. "
+                  + given(check, facts))
 
 
 def images(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
@@ -75,6 +96,13 @@ def images(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     keys = facts.images.get(task.id, [])
     rejected = facts.rejected_images.get(task.id, [])
     note = f" Not shown: {'; '.join(rejected[:3])}." if rejected else ""
+    made = [str(f) for f in res.get("made_folders", []) if isinstance(f, str)][:3]
+    if made:
+        note += (f" The folder{'s' if len(made) > 1 else ''} {', '.join(made)} did not exist; the grader created "
+                 f"{'them' if len(made) > 1 else 'it'}, as you did when you ran it.")
+    if res.get("fewer_channels"):
+        note += (f" The grids show at most {int(res['fewer_channels'])} input and output channels, to keep grading "
+                 "quick; your own run draws the sizes your code asks for.")
     if len(keys) >= convs:
         return result(check, True, f"{fn}() saved {len(keys)} kernel images; they are shown below.{note}",
                       images=keys)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..facts import Facts
+from ..handoff import given_text
 from ..results import CheckResult
 from ..rubric import Check, Rubric
 from .common import explain, result, unavailable
@@ -27,6 +28,30 @@ def _not_run(check: Check, res: dict, what: str, first_kind: str) -> CheckResult
     return result(check, False, f"Not graded: {what} did not run (see the first check of this part).")
 
 
+def _unreachable(res: dict) -> str:
+    """'rows 6-11 of classifier.weight': parameter rows no input reaches the scores through."""
+    parts = []
+    for found in res.get("unreachable") or []:
+        if found.get("name") in (res.get("no_gradient") or []):
+            continue  # said already: no gradient at all
+        if found.get("whole"):
+            parts.append(f"all of {found.get('name')}")
+            continue
+        rows = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in found.get("rows", [])[:3])
+        if rows:
+            parts.append(f"row{'s' if '-' in rows or ',' in rows else ''} {rows} of {found.get('name')}")
+    return "; ".join(parts[:3])
+
+
+def _unused_result(check: Check, res: dict, symbol: str) -> CheckResult | None:
+    where = _unreachable(res)
+    if not where:
+        return None
+    return result(check, False, f"Part of {symbol} is computed but never used: {where} never receive a gradient, "
+                                "whatever the input (checked again after giving those units new weights).",
+                  "Look for a layer or slice whose result is dropped, or units the next layer never reads.")
+
+
 # ------------------------------------------------------------------ SentimentClassification
 
 def sentiment_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
@@ -41,6 +66,9 @@ def sentiment_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult
                       "The classifier is a Linear from the hidden size to 2, applied to one state per review.")
     if not res.get("finite"):
         return result(check, False, f"{symbol} returned NaN or infinite scores.")
+    unused = _unused_result(check, res, symbol)
+    if unused:
+        return unused
     return result(check, True, f"{symbol}(vocabulary 50, embedding 16, the given {check.task.params['cell']}, hidden 12) "
                                "returns [4, 2] finite scores for 4 padded reviews.")
 
@@ -86,6 +114,9 @@ def generation_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResul
     if res.get("no_gradient"):
         return result(check, False, f"No gradient reaches {', '.join(res['no_gradient'][:4])}.",
                       "Every parameter should take part in forward.")
+    unused = _unused_result(check, res, symbol)
+    if unused:
+        return unused
     return result(check, True, f"{symbol}(history) returns logits [3, 30] and a state; every parameter gets a gradient.")
 
 
@@ -106,8 +137,17 @@ def generation_continuation(check: Check, facts: Facts, rubric: Rubric) -> Check
 
 # ------------------------------------------------------------------ the writer
 
-def _runs(res: dict) -> list[dict]:
-    return res.get("runs", [])
+def _runs(res: dict, *purposes: str) -> list[dict]:
+    runs = res.get("runs", [])
+    return [r for r in runs if r.get("purpose") in purposes] if purposes else runs
+
+
+def _lowered(res: dict) -> str:
+    """Which of the submission's own lengths the grader lowered, to say so in the message."""
+    names = [str(n) for n in res.get("lowered", []) if isinstance(n, str)][:3]
+    if not names:
+        return ""
+    return f" ({', '.join(names)} set to {res.get('expected_length')} while grading, so it runs quickly)"
 
 
 def writer_text(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
@@ -116,9 +156,11 @@ def writer_text(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
         return problem
     fn = check.task.params["function"]
     starts = check.task.params["start"]
-    runs = _runs(res)[:len(starts)]
-    if len(runs) < len(starts):
-        return result(check, False, explain(res.get("error"), f"{fn} from {starts[len(runs)]!r}"))
+    runs = _runs(res, "first", "start")
+    skipped = [r.get("start") for r in res.get("skipped_runs", []) if r.get("purpose") == "start"]
+    if len(runs) + len(skipped) < len(starts):
+        return result(check, False, explain(res.get("error"), f"{fn} from {starts[len(runs)]!r}") + " "
+                      + given_text(facts.handoffs.get(check.task.id)))
     expected = res.get("expected_length")
     for run in runs:
         if run.get("type") != "str":
@@ -128,11 +170,16 @@ def writer_text(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
                           "Return the start string followed by the generated characters.")
         if expected and run["length"] not in (expected, expected + len(run["start"])):
             return result(check, False, f"The text for {run['start']!r} has {run['length']:,} characters; "
-                                        f"{expected:,} generated characters were asked for.",
+                                        f"{expected:,} generated characters were asked for{_lowered(res)}.",
                           "Generate exactly the requested number of characters after the start string.")
     heads = "; ".join(f"{r['start']!r}: {r['head'][:30]!r}..." for r in runs)
-    return result(check, True, f"{fn} returned texts that start with {', '.join(map(repr, starts))} and have the requested "
-                               f"length ({heads}).")
+    note = ""
+    if skipped:
+        seconds = max(float(r.get("seconds_per_text", 0)) for r in res["skipped_runs"])
+        note = (f" {', '.join(map(repr, skipped))} was not run: one text took {seconds:.0f} s, and the time limit "
+                "would not allow more.")
+    return result(check, True, f"{fn} returned texts that start with {', '.join(repr(r['start']) for r in runs)} and "
+                               f"have the requested length{_lowered(res)} ({heads}).{note}")
 
 
 def writer_sampling(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
@@ -159,9 +206,13 @@ def writer_sampling(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
                           "Use sample_next_char_id (a Categorical over the logits) instead of argmax.")
         return result(check, True, f"With the grader's model (half {favoured[0]!r}, half {favoured[1]!r}), the generated "
                                    "characters come only from the model's distribution, and both appear.")
-    if len(runs) >= 4 and runs[3]["fingerprint"] == runs[2]["fingerprint"]:
+    first, other = _runs(res, "first")[:1], _runs(res, "seed")[:1]
+    if first and other and first[0].get("fingerprint") == other[0].get("fingerprint"):
         return result(check, False, "Two different seeds gave the same text: the characters are not sampled.",
                       "Use sample_next_char_id (a Categorical over the logits) instead of argmax.")
+    if not other:
+        return result(check, False, "Not graded: the grader could not set the writer's output layer, and there was no "
+                                    "time to compare texts from two seeds.")
     return result(check, True, f"Different seeds give different texts (the grader could not set {fn}'s output layer, "
                                "so the distribution itself was not checked).")
 
@@ -170,10 +221,10 @@ def writer_seeded(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     res, problem = _probe(check, facts)
     if problem:
         return problem
-    runs = _runs(res)
-    if len(runs) < 3 or any(r.get("type") != "str" for r in runs[:3]):
+    first, again = _runs(res, "first")[:1], _runs(res, "repeat")[:1]
+    if not first or not again or any(r.get("type") != "str" for r in first + again):
         return result(check, False, "Not graded: no text came back (see the first check of this part).")
-    first, again = runs[0], runs[2]
+    first, again = first[0], again[0]
     if first["fingerprint"] != again["fingerprint"]:
         return result(check, False, f"The same seed gave two different texts for {first['start']!r}.",
                       "Draw all randomness from torch's generator, so torch.manual_seed makes a run repeatable.")

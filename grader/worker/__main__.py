@@ -61,13 +61,14 @@ def main() -> None:
     threads = int(os.environ.get("DLGRADE_THREADS", "0"))
     if threads > 0:
         torch.set_num_threads(threads)
-    from . import activations, compat, functions, loader, picking, probes, recurrent
+    from . import activations, compat, functions, loader, picking, probes, progress, recurrent, writer
 
     compat.release_gpu_libraries()
+    progress.configure(reply_fd)
 
     handlers = {"load": loader.load, "trace": probes.trace, "behaviour": probes.behaviour, "kernels": probes.kernels,
                 "cell": recurrent.cell, "memory": recurrent.memory, "sentiment": recurrent.sentiment,
-                "generation": recurrent.generation, "writer": recurrent.writer, "candidates": picking.candidates,
+                "generation": recurrent.generation, "writer": writer.writer, "candidates": picking.candidates,
                 "alias": picking.alias, "activation": functions.activation, "penalty": functions.penalty,
                 "activations": activations.activations}
     hello = {"id": 0, "ok": True, "result": {

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import compat, failures
+from . import compat, failures, standins
 from .probes import STATE
 
 
@@ -25,6 +25,7 @@ def load(root: str, modules: list[dict]) -> dict:
         sys.path.insert(0, str(root_path))
     compat.prepare_imports()
     compat.tolerate_duplicate_flags()
+    standins.install()  # a missing third-party import no longer loses the rest of the file
     loaded: dict[str, dict] = {}
     symbols: dict[str, dict] = {}
     for spec in modules:
@@ -43,6 +44,7 @@ def load(root: str, modules: list[dict]) -> dict:
             symbols[name] = info
             if info["kind"] != "missing":
                 STATE.symbols[name] = getattr(module, real)
+    standins.strict()  # from here on, code that uses a missing module fails, naming it
     first = next(iter(STATE.modules.values()), None)
     STATE.module = first
     compat.parse_absl_flags(Path(modules[0]["module"]).stem if modules else "submission")

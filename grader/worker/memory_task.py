@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import progress
+
 
 @dataclass(frozen=True)
 class MemoryTaskConfig:
@@ -107,6 +109,8 @@ def _train(make_cell, seed: int, cfg: MemoryTaskConfig) -> dict:
         torch.nn.utils.clip_grad_norm_(params, cfg.clip)
         optimizer.step()
         out["steps"] = step
+        progress.report("the memory task", step, cfg.max_steps, "training steps",
+                        f"held-out accuracy {out['accuracy']:.0%} at the last evaluation")
         if not torch.isfinite(loss):
             out["stopped"] = "the loss became NaN or infinite"
             break

@@ -245,8 +245,14 @@ def gabor_bank(shape) -> torch.Tensor:
     return bank * 0.1
 
 
-def kernels(function: str, helper: str, model: str, args: list, kwargs: dict, num_classes: int) -> dict:
-    result: dict = {"error": None, "calls": [], "images": [], "conv_shapes": []}
+def kernels(function: str, helper: str, model: str, args: list, kwargs: dict, num_classes: int,
+            layout: dict | None = None) -> dict:
+    """Run the student's analysis function on a checkpoint of their own model, in the layout
+    their code reads (`layout`, from grader.handoff), and record what it passes to the helper."""
+    from . import served
+
+    layout = layout or {"kind": "either"}
+    result: dict = {"error": None, "calls": [], "images": [], "conv_shapes": [], "served": {"layout": layout}}
     try:
         analyze = _symbol(function)
     except LookupError as exc:
@@ -261,6 +267,7 @@ def kernels(function: str, helper: str, model: str, args: list, kwargs: dict, nu
         return result
 
     stage = "construct"
+    serving = None
     try:
         torch.manual_seed(7)
         with compat.cuda_redirect() or contextlib.nullcontext():
@@ -275,8 +282,12 @@ def kernels(function: str, helper: str, model: str, args: list, kwargs: dict, nu
         folder = Path(os.getcwd()) / "grader_inputs"
         folder.mkdir(exist_ok=True)
         checkpoint = folder / "best_model.pt"
-        torch.save({"model": net.state_dict()}, checkpoint)
-        del net, convs
+        weights = net.state_dict()
+        extras = {k: v for k in layout.get("extras", []) if (v := served.extra_value(k, namespace, None)) is not None}
+        torch.save(served.on_disk(layout, weights, net, extras), checkpoint)
+        whole = layout.get("kind") == "model"
+        serving = served.Serving(lambda: served.build(layout, served.fresh_weights(weights),
+                                                      served.fresh_model(net) if whole else net, extras))
         _set_flags(model_checkpoint=str(checkpoint), label_type="domain" if num_classes == 4 else "category",
                    model_type=model)
 
@@ -284,22 +295,68 @@ def kernels(function: str, helper: str, model: str, args: list, kwargs: dict, nu
             weight = torch.as_tensor(kernel_weight.detach().cpu() if isinstance(kernel_weight, torch.Tensor) else kernel_weight)
             result["calls"].append({"name": str(kernel_name)[:80], "shape": list(weight.shape),
                                     "matches": _match(weight, saved)})
-            return original(kernel_name, kernel_weight, *a, **kw)
+            a, kw = _fewer_channels(original, (kernel_name, kernel_weight, *a), kw, result)
+            return original(*a, **kw)
 
         namespace[helper] = recording
         started = time.time() - 1
         stage = "call"
         required = [p for p in inspect.signature(analyze).parameters.values()
                     if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        with compat.cuda_redirect() or contextlib.nullcontext():
+        with compat.cuda_redirect() or contextlib.nullcontext(), serving.active(), _output_folders(result):
             analyze(*([str(checkpoint)] if len(required) == 1 else []))
     except BaseException as exc:
         result["error"] = failures.describe(exc, stage)
         started = locals().get("started", time.time())
     finally:
         namespace[helper] = original
+        if serving is not None:
+            result["served"].update(loads=serving.loads, adapted=serving.adapted)
     result["images"] = _new_pngs(Path(os.getcwd()), started)
     return result
+
+
+DRAWN_CHANNELS = 4  # the given helper takes ~80 s for a 12x12 grid of heatmaps, ~1 s for 4x4
+
+
+def _fewer_channels(helper, args: tuple, kwargs: dict, result: dict) -> tuple[tuple, dict]:
+    """Ask the drawing helper for a smaller grid where its signature allows (its
+    max_in_channels / max_out_channels): the images only show that the right weights went in."""
+    try:
+        bound = inspect.signature(helper).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return args, kwargs
+    bound.apply_defaults()
+    for name in ("max_in_channels", "max_out_channels"):
+        value = bound.arguments.get(name)
+        if isinstance(value, int) and value > DRAWN_CHANNELS:
+            bound.arguments[name] = DRAWN_CHANNELS
+            result["fewer_channels"] = DRAWN_CHANNELS
+    return bound.args, bound.kwargs
+
+
+@contextlib.contextmanager
+def _output_folders(result: dict):
+    """Create the folder a figure is saved into when it is missing: the starter's
+    visualize_kernels never creates `saving_prefix`, and students made it by hand."""
+    from matplotlib.figure import Figure
+
+    original = Figure.savefig
+    base = Path(os.getcwd()).resolve()
+
+    def savefig(self, fname, *args, **kwargs):
+        if isinstance(fname, (str, os.PathLike)):
+            parent = (base / fname).resolve().parent
+            if not parent.exists() and base in parent.parents:
+                parent.mkdir(parents=True, exist_ok=True)
+                result.setdefault("made_folders", []).append(str(parent.relative_to(base)))
+        return original(self, fname, *args, **kwargs)
+
+    Figure.savefig = savefig
+    try:
+        yield
+    finally:
+        Figure.savefig = original
 
 
 def _set_flags(**values):

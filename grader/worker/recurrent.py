@@ -1,4 +1,4 @@
-"""Probes for the RNN homework: recurrent cells, the sequence models, the text generator.
+"""Probes for the RNN homework: recurrent cells, the sequence models (the text generator is in writer.py).
 
 There is no table to compare a cell with, so each probe measures behaviour the equations
 imply (bounded outputs, independent batch rows, a state that matters) and the contract
@@ -7,20 +7,16 @@ the starter code fixes. All results are plain data for the scoring process.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
-import math
-import os
 import re
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from . import compat, failures
+from . import anatomy, failures
 from .probes import _symbol
 
 # torch's own recurrent kernels, as they reach torch's function layer whatever alias or
@@ -110,6 +106,8 @@ def cell(symbol: str, family: str, seed: int) -> dict:
             _contract(Cell, result)
             stage = "behaviour"
             _behaviour(Cell, result, seed)
+            # Parts computed and never used (a dropped forget gate, dead rows of a shared Linear).
+            result["anatomy"] = anatomy.cell_anatomy(Cell, family, seed)
     except BaseException as exc:
         result["error"] = failures.describe(exc, stage)
     return result
@@ -233,6 +231,9 @@ def sentiment(symbol: str, cell: str, seed: int) -> dict:
             changed = reviews.clone()
             changed[0, lengths[0] - 1] = 4 if int(changed[0, lengths[0] - 1]) != 4 else 5
             result["reads_last_token"] = not torch.allclose(model(changed, lengths)[0], logits[0], atol=1e-6)
+        stage = "unused parts"
+        result["unreachable"] = _unreachable(model, lambda g: (torch.randint(1, 50, (4, 7), generator=g),
+                                                               torch.tensor([7, 5, 3, 6])))
     except BaseException as exc:
         result["error"] = failures.describe(exc, stage)
     return result
@@ -269,120 +270,20 @@ def generation(symbol: str, cell: str, seed: int) -> dict:
         loss = F.cross_entropy(model(history)[0], torch.zeros(3, dtype=torch.long))
         loss.backward()
         result["no_gradient"] = [n for n, p in model.named_parameters() if p.grad is None]
+        stage = "unused parts"
+        result["unreachable"] = _unreachable(model, lambda g: torch.randint(0, vocabulary, (3, 10), generator=g))
     except BaseException as exc:
         result["error"] = failures.describe(exc, stage)
     return result
 
 
-# ------------------------------------------------------------------------------ the text generator
+def _unreachable(model: nn.Module, make_input) -> list[dict]:
+    """Parameter rows no input reaches the scores through (anatomy.unreachable_rows)."""
+    from .anatomy import unreachable_rows
 
-VOCABULARY = sorted(set("\n !&',-.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
-FAVOURED = ("q", "z")  # the two characters the grader's model gives all the probability to
-
-
-class GraderWeights(dict):
-    """Stands in for the checkpoint's 'model' entry: the grader fills the weights in when
-    the student's code loads it into the model it built, whatever sizes that model has."""
-
-
-def _craft(model: nn.Module) -> bool:
-    """Zero the output layer's weights and give its bias to the favoured characters, so the
-    model's next-character distribution is half q, half z, whatever the input."""
-    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == len(VOCABULARY)]
-    if not heads or heads[-1].bias is None:
-        return False
-    with torch.no_grad():
-        heads[-1].weight.zero_()
-        heads[-1].bias.fill_(-30.0)
-        for ch in FAVOURED:
-            heads[-1].bias[VOCABULARY.index(ch)] = 30.0
-    return True
-
-
-def writer(function: str, model: str, length: int, start: list[str], seed: int) -> dict:
-    fn = _symbol(function)
-    _symbol(model)
-    result: dict = {"error": None, "runs": [], "crafted": None, "vocabulary_size": len(VOCABULARY),
-                    "favoured": list(FAVOURED)}
-    folder = Path(os.getcwd()) / "grader_inputs"
-    folder.mkdir(exist_ok=True)
-    path = folder / "writer_checkpoint.pt"
-    torch.save({"model": {}, "vocabulary": VOCABULARY}, path)
-    # The writer may read checkpoint['model'] or load the whole argument as a state_dict:
-    # both are grader weights.
-    checkpoint = GraderWeights(model=GraderWeights(), vocabulary=VOCABULARY)
-    call, expected = _writer_call(fn, checkpoint, str(path), length)
-    result["expected_length"] = expected
-    original_load_state_dict, original_load = nn.Module.load_state_dict, torch.load
-
-    def load_state_dict(self, state_dict, *args, **kwargs):
-        if isinstance(state_dict, GraderWeights):
-            result["crafted"] = _craft(self)
-            return torch.nn.modules.module._IncompatibleKeys([], [])
-        return original_load_state_dict(self, state_dict, *args, **kwargs)
-
-    def load(f, *args, **kwargs):
-        if isinstance(f, (str, os.PathLike)) and Path(f).resolve() == path.resolve():
-            return checkpoint
-        return original_load(f, *args, **kwargs)
-
-    nn.Module.load_state_dict, torch.load = load_state_dict, load
-    stage = "call"
     try:
-        with compat.cuda_redirect() or contextlib.nullcontext():
-            for text_start, run_seed in [(s, seed) for s in start] + [(start[0], seed), (start[0], seed + 1)]:
-                torch.manual_seed(run_seed)
-                text = call(text_start)
-                result["runs"].append(_describe_text(text, text_start, run_seed))
-    except BaseException as exc:
-        result["error"] = failures.describe(exc, stage)
-    finally:
-        nn.Module.load_state_dict, torch.load = original_load_state_dict, original_load
-    return result
+        found = unreachable_rows(model, make_input, trials=2, seed=0)
+    except Exception:  # e.g. a forward that insists on float32: the other checks still stand
+        return []
+    return found[:8]
 
-
-def _writer_call(fn, checkpoint: dict, path: str, length: int):
-    """How this writer is called: the 2024 form takes (state_dict, start_string[, length]);
-    the 2020 form takes nothing and reads absl flags. Returns the call and the length expected."""
-    params = [p for p in inspect.signature(fn).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    short = 120  # when the caller may choose the length, keep generation quick
-    if len(params) >= 3:
-        return (lambda s: fn(checkpoint, s, short)), short
-    if len(params) >= 1:
-        flags = _flags()
-        if flags is not None and "generation_length" in flags:
-            flags["generation_length"].value = short
-            return (lambda s: fn(checkpoint, s) if len(params) >= 2 else fn(checkpoint)), short
-        return (lambda s: fn(checkpoint, s) if len(params) >= 2 else fn(checkpoint)), length
-    flags = _flags()
-    expected = length
-    if flags is not None:
-        if "model_checkpoint" in flags:
-            flags["model_checkpoint"].value = path
-        if "generation_length" in flags:
-            flags["generation_length"].value = short
-            expected = short
-
-    def call(s):
-        if flags is not None and "start_string" in flags:
-            flags["start_string"].value = s
-        return fn()
-
-    return call, expected
-
-
-def _flags():
-    module = sys.modules.get("absl.flags")
-    return module.FLAGS if module is not None else None
-
-
-def _describe_text(text, start: str, seed: int) -> dict:
-    if not isinstance(text, str):
-        return {"start": start, "seed": seed, "type": type(text).__name__}
-    generated = text[len(start):] if text.startswith(start) else text
-    counts = {ch: generated.count(ch) for ch in FAVOURED}
-    return {"start": start, "seed": seed, "type": "str", "length": len(text), "starts": text.startswith(start),
-            "head": text[:160], "favoured_counts": counts, "other_chars": len(generated) - sum(counts.values()),
-            "sample_of_others": "".join(sorted({c for c in generated if c not in FAVOURED}))[:40],
-            "fingerprint": hash(text) & 0xFFFFFFFF}

@@ -6,6 +6,7 @@
 The models live in alexnet.py and the dataset in pacs.py (this folder must be on sys.path;
 running the script from here does that). Nothing runs at import time.
 """
+import copy
 import os
 
 import matplotlib.pyplot as plt
@@ -84,7 +85,7 @@ def analyze_model_kernels():
     """Part C: draw the 5 conv layers' kernels of the model in FLAGS.model_checkpoint."""
     checkpoint = torch.load(FLAGS.model_checkpoint, map_location='cpu', weights_only=True)
     model = MODELS[FLAGS.model_type]({'num_classes': LABEL_SIZE[FLAGS.label_type]})
-    model.load_state_dict(checkpoint['model'])
+    model.load_state_dict(checkpoint)  # the bare state_dict model_training saved
     # Conv2d-<n> follows the handout tables' numbering: n = index in `features` + 1.
     for index, layer in enumerate(model.features):
         if isinstance(layer, nn.Conv2d):
@@ -148,10 +149,9 @@ def model_training():
         writer.add_scalar('val/accuracy', val_accuracy, epoch)
         if val_accuracy > best_accuracy:
             best_accuracy = val_accuracy
-            # plain types only, so torch.load(..., weights_only=True) can read it back
-            torch.save({'model': model.state_dict(), 'epoch': epoch,
-                        'val_accuracy': val_accuracy, 'model_type': FLAGS.model_type,
-                        'label_type': FLAGS.label_type}, checkpoint_path)
+            # as the course starter saves it: the bare state_dict of the best epoch
+            best_model = copy.deepcopy(model.state_dict())
+            torch.save(best_model, checkpoint_path)
         tqdm.write(f'epoch {epoch}: val loss {val_loss:.4f}, val accuracy {val_accuracy:.4f} '
                    f'(best {best_accuracy:.4f})')
     writer.close()

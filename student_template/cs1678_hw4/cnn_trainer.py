@@ -10,6 +10,7 @@ else is given. Usage from a shell:
 
 The dataset is expected under ./pacs_dataset/{train,val}/<domain>/<category>/<image>.
 """
+import copy
 import os
 
 import matplotlib.pyplot as plt
@@ -213,8 +214,8 @@ def visualize_kernels(kernel_name, kernel_weight, max_in_channels=12, max_out_ch
 def analyze_model_kernels():
     """Part C: visualise the kernels of a trained model.
 
-    TODO: (1) load FLAGS.model_checkpoint (a dict; its 'model' entry is the state_dict
-    that model_training saved), (2) rebuild the model and load those weights, (3) call
+    TODO: (1) load FLAGS.model_checkpoint (the state_dict that model_training saved),
+    (2) rebuild the model and load those weights, (3) call
     visualize_kernels once for each of the 5 convolution layers.
     """
     raise NotImplementedError
@@ -273,9 +274,9 @@ def model_training():
         writer.add_scalar('val/accuracy', val_accuracy, epoch)
         if val_accuracy > best_accuracy:
             best_accuracy = val_accuracy
-            torch.save({'model': model.state_dict(), 'epoch': epoch,
-                        'val_accuracy': val_accuracy, 'model_type': FLAGS.model_type,
-                        'label_type': FLAGS.label_type}, checkpoint_path)
+            # as the course starter saves it: the bare state_dict of the best epoch
+            best_model = copy.deepcopy(model.state_dict())
+            torch.save(best_model, checkpoint_path)
         tqdm.write(f'epoch {epoch}: val loss {val_loss:.4f}, val accuracy {val_accuracy:.4f} '
                    f'(best {best_accuracy:.4f})')
     writer.close()
