@@ -68,8 +68,7 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
         scored = {spec.id: heldout.evaluate(spec, staged.root, staged.files, truths.get(spec.id),
                                             [n.text for n in staged.notes])
                   for spec in rubric.predictions}
-        findings = sourcefacts.code_findings(rubric, staged)
-        handoffs = sourcefacts.handoffs(rubric, staged)
+        findings, handoffs = sourcefacts.read(rubric, staged)
         try:
             plan = plan_modules(rubric, staged)
         except InputError as exc:

@@ -12,12 +12,19 @@ from . import codescan, handoff
 from .rubric import Rubric
 
 
-def code_findings(rubric: Rubric, staged) -> dict[str, list[dict]]:
+def read(rubric: Rubric, staged) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """(code findings, handoffs), from one parse of the submission's .py files and notebook cells."""
+    if not any(t.kind in HANDOFF_TASKS or t.kind in ("lr_decay", "weight_penalty") for t in rubric.tasks):
+        return {}, {}
+    code = codescan.sources(staged.root, staged.files)
+    return code_findings(rubric, code), handoffs(rubric, code)
+
+
+def code_findings(rubric: Rubric, code: list) -> dict[str, list[dict]]:
     """Evidence in the source for parts that live in code the grader does not run."""
     kinds = {t.kind for t in rubric.tasks}
     if not kinds & {"lr_decay", "weight_penalty"}:
         return {}
-    code = codescan.sources(staged.root, staged.files)
     return {"lr_decay": [dataclasses.asdict(f) for f in codescan.find_lr_decay(code)],
             "l1_penalty": [dataclasses.asdict(f) for f in codescan.find_l1_penalty(code)]}
 
@@ -25,13 +32,12 @@ def code_findings(rubric: Rubric, staged) -> dict[str, list[dict]]:
 HANDOFF_TASKS = {"kernel_visualization": {}, "text_generator": {"checkpoint_argument": True, "lengths": True}}
 
 
-def handoffs(rubric: Rubric, staged) -> dict[str, dict]:
+def handoffs(rubric: Rubric, code: list) -> dict[str, dict]:
     """For each task that hands student code a checkpoint: the layout the submission's own
     code reads or saves, how it calls the function, what sets its length (grader.handoff)."""
     tasks = [t for t in rubric.tasks if t.kind in HANDOFF_TASKS]
     if not tasks:
         return {}
-    code = codescan.sources(staged.root, staged.files)
     out = {}
     for task in tasks:
         try:
