@@ -140,6 +140,8 @@ def test_the_starters_bare_state_dict_read_by_layer_name(tmp_path):
                                 "    return\n")
     checks = by_id(report)
     assert checks["kernels.calls"].passed and checks["kernels.images"].passed, checks["kernels.calls"].message
+    # the helper's 12x12 default grid is asked down to 4x4 through its own parameters, and said
+    assert "The grids show at most 4 input and output channels, to keep grading quick" in checks["kernels.images"].message
     assert "The grader gave it a bare state_dict (torch.save(model.state_dict())): analyze_model_kernels reads " \
            "it that way (`visualize_kernels('conv%d' % n, checkpoint['features.%d.weight' % index])`, " \
            "cnn_trainer.py line" in checks["kernels.calls"].message
