@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/smoke_calibration.py --seeds 5
 	$(PY) benchmarks/cifar_pipeline_bench.py
 	$(PY) benchmarks/writer_bench.py
+	$(PY) benchmarks/isolation_bench.py
 
 # ECE661 HW2 input pipelines: DataLoader + torchvision against the device-resident fast path
 # (images per second of the ResNet-20 training step; a GPU when one is present).

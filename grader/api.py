@@ -11,14 +11,13 @@ import glob
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
-from . import __version__, courseinputs, discovery, heldout, intake, notebooks, sourcefacts
+from . import __version__, courseinputs, discovery, heldout, intake, notebooks, sourcefacts, tree
 from .checks import evaluate
 from .errors import InputError, RubricError
 from .render.gradescope import to_results
@@ -27,7 +26,8 @@ from .facts import Facts
 from .results import Artifact, CheckResult, GradeReport, Note, Status
 from .rubric import Check, Rubric, load_rubric
 from .runner import LineMap, Runner
-from .sandbox import SandboxConfig, choose_isolation
+from .runfolder import RunFolder, release
+from .sandbox import SandboxConfig, choose_isolation, lost_protections
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,8 +93,9 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
         except Exception:
             _fail_report(report, checks, "".join(traceback.format_exc(limit=6)))
     finally:
-        if not os.environ.get("DLGRADE_KEEP_RUNS"):
-            shutil.rmtree(run_root, ignore_errors=True)
+        if not os.environ.get("DLGRADE_KEEP_RUNS"):  # kept: the run's tmpfs stays mounted for a look
+            release(run_root / "sandbox")  # the capped tmpfs, if one was mounted
+            tree.remove(run_root)  # student code decides how deep it is; shutil.rmtree recurses
     report.seconds = round(time.monotonic() - started, 2)
     return report
 
@@ -210,7 +211,7 @@ def _held_out_labels(rubric: Rubric, checks: list[Check], options: Options) -> t
 
 
 def _label_exposure(options: Options) -> list[Note]:
-    """bubblewrap hides the labels files; running as nobody hides only what others cannot read."""
+    """bubblewrap hides the labels files; a uid of its own hides only what others cannot read."""
     if options.isolation == "bwrap" or not options.labels:
         return []
     if options.isolation == "process":
@@ -219,7 +220,7 @@ def _label_exposure(options: Options) -> list[Note]:
     exposed = [Path(p).name for p in options.labels if _readable_by_others(Path(p))]
     if exposed:
         return [Note("warning", f"{', '.join(exposed)} can be read by other users, so the submission's code "
-                                "(running as nobody) could have read it: remove the read permission for others.")]
+                                "(running as a uid of its own) could have read it: remove the read permission for others.")]
     return []
 
 
@@ -246,7 +247,8 @@ def _add_scorer_facts(facts, scored: dict, labels_problems: dict, options: Optio
 def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: Path, plan: ModulePlan,
          run_root: Path, device: str, options: Options, started: float, handoffs: dict, add_facts=None) -> None:
     sandbox_dir = run_root / "sandbox"
-    shutil.copytree(staged_root, sandbox_dir / "submission", symlinks=True)
+    folder = RunFolder(sandbox_dir)  # capped; released with the run in grade()
+    tree.copy(staged_root, sandbox_dir / "submission")
     inputs = courseinputs.copy_inputs(rubric, options.data, sandbox_dir / "inputs")
     limits = dataclasses.replace(rubric.limits, **options.limits)
     rubric = dataclasses.replace(rubric, limits=limits)
@@ -255,7 +257,8 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
                            hidden_paths=_hidden_paths(options))
     runner = Runner(rubric, sandbox_dir / "submission", plan.modules, sandbox_dir, config, device,
                     deadline=started + limits.total_seconds, displays=plan.displays, line_maps=plan.line_maps,
-                    unresolved=plan.unresolved, inputs=inputs, handoffs=handoffs)
+                    unresolved=plan.unresolved, inputs=inputs, handoffs=handoffs, folder=folder,
+                    source_root=staged_root)
     facts = runner.collect(checks)
     if add_facts is not None:
         add_facts(facts)
@@ -281,13 +284,16 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
     env = facts.environment
     report.environment = {
         "dlgrade": __version__, "python": env.get("python", "?"), "torch": env.get("torch", "?"),
-        "device": _device_label(device, env), "isolation": _isolation_label(env.get("isolation", "?")),
+        "device": _device_label(device, env),
+        "isolation": _isolation_label(env.get("isolation", "?"), env.get("own uid") == "yes"),
         "kernel limits": env.get("cgroups") or "none (watchdog only)",
         "peak memory (MB)": f"{facts.peak_tree_mb:,.0f}",
     }
-    if env.get("isolation") == "process":
-        report.note("warning", "The submission ran with process isolation only (no bubblewrap, not root): "
-                               "its code could read files this user can read. Install bubblewrap for grading untrusted code.")
+    report.environment["run folder limits"] = f"{folder.quota.megabytes:,} MB, {folder.quota.inodes:,} files " \
+                                              f"({folder.enforcement})"
+    lost = lost_protections(env.get("isolation", "?"), (env.get("cgroups") or "").split(","), env.get("namespaces", ""))
+    if lost:
+        report.note("warning", "Isolation was weaker than bubblewrap as root:\n" + "\n".join(f"- {t}." for t in lost))
     report.timings = _timings(facts, checks)
 
 
@@ -429,9 +435,10 @@ def _device_label(device: str, env: dict) -> str:
     return f"cpu ({env.get('threads', '?')} threads)"
 
 
-def _isolation_label(level: str) -> str:
-    return {"bwrap": "bubblewrap sandbox (read-only system, no network)",
-            "user": "separate user (nobody)", "process": "separate process only"}.get(level, level)
+def _isolation_label(level: str, own_uid: bool = True) -> str:
+    who = "a uid of its own" if own_uid else "your uid, in a user namespace"
+    return {"bwrap": f"bubblewrap sandbox (allowlisted read-only files, no network, {who})",
+            "user": "a uid of its own, without bubblewrap", "process": "separate process only"}.get(level, level)
 
 
 def _runs_root() -> Path:

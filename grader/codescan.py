@@ -47,7 +47,7 @@ def sources(root: Path, files: list[str]) -> list[tuple[str, ast.Module, list[st
             lines = ["pass" if _IPYTHON.match(line) else line for line in text.replace("\r\n", "\n").split("\n")]
             try:
                 tree = ast.parse("\n".join(lines))
-            except (SyntaxError, ValueError, RecursionError):
+            except (SyntaxError, ValueError, RecursionError, MemoryError):  # MemoryError: code nested thousands deep
                 continue
             out.append((where, tree, lines))
     return out

@@ -33,6 +33,7 @@ def run(root: Path, assignment: str | None = None, budget: float | None = None) 
     started = time.monotonic()
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
+    _private(results_dir, root / "submission_metadata.json")
     assignment = assignment or _assignment(root)
     budget = budget or _budget()
     try:
@@ -58,9 +59,22 @@ def run(root: Path, assignment: str | None = None, budget: float | None = None) 
     return json.loads(paths["json"].read_text())
 
 
+def _private(*paths: Path) -> None:
+    """As root, where the sandbox may be only a uid of its own (no bubblewrap in the
+    container): the results folder and the student's metadata are for root alone."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        try:
+            if path.exists() and not path.is_symlink():
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
+        except OSError:
+            pass
+
+
 def _labels(root: Path) -> tuple[Path, ...]:
     """The held-out labels shipped in the autograder's labels/ folder. As root, make that
-    folder root-only first, so a worker running as nobody cannot read it either."""
+    folder root-only first, so a worker running as a uid of its own cannot read it either."""
     folder = root / "source" / LABELS_DIR
     if not folder.is_dir():
         return ()

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import tree, zipindex
 from grader.errors import InputError
 from grader.results import Note
 
@@ -35,11 +35,18 @@ _JUNK_COMPONENTS = {"__macosx", "__pycache__", "thumbs.db", "desktop.ini"}
 _MAX_PATH_BYTES = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CODE_SUFFIXES = (".py", ".ipynb")
+# Names longer than this are shortened in notes: a report is no place for a 1,000-character path.
+_MAX_SHOWN_NAME = 120
 
 
 @dataclass(frozen=True)
 class IntakeLimits:
-    max_files: int = 2000
+    max_files: int = 2000  # regular files staged: what a student counts
+    # Everything the grader reads: every archive entry and every name in a folder, whether
+    # a file, folder, link, junk or refused. Room for max_files files, a __MACOSX twin of
+    # each and their folders; what bounds the memory and time an archive can cost.
+    max_entries: int = 5000
+    max_depth: int = 32  # path components of a staged file ("hw4/cnn_trainer.py" is 2)
     max_total_bytes: int = 200 * 1024 * 1024
     max_file_bytes: int = 100 * 1024 * 1024
 
@@ -74,9 +81,9 @@ def stage(submission: Path, dest: Path, limits: IntakeLimits = IntakeLimits()) -
         work = _open_lone_inner_zip(work, dest, source, limits, log)
         os.rename(work, root)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        tree.remove(work)
         raise
-    return StagedSubmission(root=root, files=_list_files(root), notes=log.finish(), source=source)
+    return StagedSubmission(root=root, files=_list_files(root, limits), notes=log.finish(), source=source)
 
 
 def _submission_kind(submission: Path, source: str) -> str:
@@ -106,7 +113,7 @@ def _stage_into(kind: str, submission: Path, source: str, work: Path, limits: In
 
 def _open_lone_inner_zip(work: Path, dest: Path, source: str, limits: IntakeLimits, log: _SkipLog) -> Path:
     """Students often zip a zip. With no code beside it, grade what the inner zip holds (one level only)."""
-    files = _list_files(work)
+    files = _list_files(work, limits)
     if any(f.lower().endswith(_CODE_SUFFIXES) for f in files):
         return work
     inner = [f for f in files if f.lower().endswith(".zip")]
@@ -116,21 +123,19 @@ def _open_lone_inner_zip(work: Path, dest: Path, source: str, limits: IntakeLimi
     try:
         _extract_zip(work / inner[0], f"{inner[0]} (inside {source})", inner_work, limits, log)
     except BaseException:
-        shutil.rmtree(inner_work, ignore_errors=True)
+        tree.remove(inner_work)
         raise
-    shutil.rmtree(work)
+    tree.remove(work)
     others = len(files) - 1
     beside = f"; the {others} other file(s) beside it were not graded" if others else ""
     log.notes.append(Note("info", f"{source} held no code but one zip, {inner[0]}: graded the files inside it{beside}"))
     return inner_work
 
 
-def _list_files(root: Path) -> list[str]:
-    found = []
-    for folder, _dirs, names in os.walk(root):
-        rel = Path(folder).relative_to(root)
-        found.extend((rel / name).as_posix() for name in names)
-    return sorted(found)
+def _list_files(root: Path, limits: IntakeLimits) -> list[str]:
+    # Staging never builds deeper than max_depth, so the bound only guards against our own mistakes.
+    return sorted(rel for rel, entry in tree.walk(root, max_depth=limits.max_depth)
+                  if entry.is_file(follow_symlinks=False))
 
 
 class _SkipLog:
@@ -164,7 +169,14 @@ class _Budget:
         self.source = source
         self.subject = f"{source} {verb}"  # e.g. "hw4.zip expands to" / "the folder hw4 holds"
         self.files = 0
+        self.entries = 0
         self.total = 0
+
+    def count_entry(self) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            raise InputError(f"{self.subject} more than {self.limits.max_entries:,} entries"
+                             f"{zipindex.ENTRIES_TEXT}; submit only your code and results")
 
     def count_file(self) -> None:
         self.files += 1
@@ -227,7 +239,11 @@ def _unsafe_component(part: str) -> str | None:
 
 def _shown(name: str) -> str:
     # Names go into reports and terminals: escape anything that is not plainly printable.
-    return name if name.isprintable() else ascii(name)
+    shown = name if name.isprintable() else ascii(name)
+    if len(shown) > _MAX_SHOWN_NAME:
+        half = _MAX_SHOWN_NAME // 2
+        shown = f"{shown[:half]}...{shown[-half:]}"
+    return shown
 
 
 def size_text(n: int) -> str:
@@ -245,6 +261,7 @@ class _Refused(Exception):
 
 
 def _extract_zip(archive: Path, source: str, work: Path, limits: IntakeLimits, log: _SkipLog) -> None:
+    zipindex.refuse_oversized(archive, source, limits.max_entries)  # before zipfile reads it all into memory
     try:
         zf = zipfile.ZipFile(archive)
     except Exception as exc:  # zipfile raises many types on malformed input; all mean "unreadable"
@@ -252,6 +269,7 @@ def _extract_zip(archive: Path, source: str, work: Path, limits: IntakeLimits, l
     budget = _Budget(limits, source, "expands to")
     with zf:
         for info in zf.infolist():
+            budget.count_entry()  # bounded already by refuse_oversized; this guards a zipfile that reads more
             name = _entry_name(info)
             try:
                 _extract_entry(zf, info, name, source, work, budget, log)
@@ -281,6 +299,8 @@ def _extract_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source
     if _is_junk(parts):
         log.junk += 1
         return
+    if len(parts) > budget.limits.max_depth:
+        raise _Refused(f"it is nested more than {budget.limits.max_depth} folders deep")
     if kind == "symlink":
         raise _Refused("it is a symbolic link, which could point outside the submission")
     if kind != "file":
@@ -364,9 +384,12 @@ def _copy_folder(folder: Path, source: str, work: Path, limits: IntakeLimits, lo
     pending = [(folder, [])]  # an explicit stack: a deep tree must not exhaust recursion
     while pending:
         here, rel = pending.pop()
+        entries = []
         with os.scandir(here) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
+            for entry in it:  # counted while listing: a folder of a million names is never held
+                budget.count_entry()
+                entries.append(entry)
+        for entry in sorted(entries, key=lambda e: e.name):
             parts = rel + [entry.name]
             _copy_folder_entry(entry, parts, work, budget, log, avoid, pending)
 
@@ -381,7 +404,9 @@ def _copy_folder_entry(entry: os.DirEntry, parts: list[str], work: Path, budget:
     elif entry.is_symlink():
         log.skip(name, "it is a symbolic link; links are not followed")
     elif entry.is_dir(follow_symlinks=False):
-        if os.path.realpath(entry.path) not in avoid:
+        if len(parts) >= budget.limits.max_depth:  # skipped, not refused: deep folders are rarely homework
+            log.skip(name, f"what it holds is nested more than {budget.limits.max_depth} folders deep")
+        elif os.path.realpath(entry.path) not in avoid:
             (work / Path(*parts)).mkdir()
             pending.append((Path(entry.path), parts))
     elif entry.is_file(follow_symlinks=False):

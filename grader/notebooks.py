@@ -167,6 +167,10 @@ def convert_staged(staged: StagedSubmission) -> list[ConvertedNotebook]:
         except NotebookError as exc:
             staged.notes.append(Note("error", f"{exc}; it was not graded"))
             continue
+        except Exception as exc:  # whatever a hostile notebook provokes costs that notebook, never the grade
+            staged.notes.append(Note("error", f"{_shown(rel)} could not be read as a notebook "
+                                              f"({type(exc).__name__}); it was not graded"))
+            continue
         module = _module_path(staged, rel)
         _write_new_file(staged.root / module, text)
         staged.files.append(module)
@@ -225,8 +229,10 @@ def _load_json(path: Path, shown: str) -> object:
         raise NotebookError(_too_large(shown))
     try:
         return json.loads(data)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise NotebookError(f"{shown} is not a valid notebook: {_one_line(str(exc))}") from None
+    except RecursionError:  # json's C decoder stops at the recursion limit rather than overflow the stack
+        raise NotebookError(f"{shown} is not a valid notebook: its JSON is nested too deeply to read") from None
+    except (ValueError, MemoryError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise NotebookError(f"{shown} is not a valid notebook: {_one_line(str(exc)) or type(exc).__name__}") from None
 
 
 def _too_large(shown: str) -> str:
@@ -304,7 +310,10 @@ def _parsed_cell(number: int, lines: list[str], placeholders: set[int], kinds: l
         # An error at the end of the input (an unclosed bracket) may name the line after the last.
         report.cell_left_out(number, _syntax_text(exc.msg, min(exc.lineno or 0, len(lines))))
         return None
-    except (ValueError, RecursionError, MemoryError) as exc:
+    except (RecursionError, MemoryError):  # what CPython's parser raises for code nested thousands deep
+        report.cell_left_out(number, "it is nested too deeply to parse")
+        return None
+    except ValueError as exc:
         report.cell_left_out(number, f"it could not be parsed ({_one_line(str(exc)) or type(exc).__name__})")
         return None
     return _Cell(number, lines, tree, placeholders, kinds)

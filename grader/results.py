@@ -86,5 +86,14 @@ class GradeReport:
         """Points graded by people, listed in the report but not in the automatic total."""
         return sum(float(c.details.get("manual_points", 0)) for c in self.checks if c.status is Status.MANUAL)
 
+    @property
+    def check_errors(self) -> list[dict]:
+        """Checks that raised while being evaluated, for the staff: which, how it was counted
+        ("unreadable_reply": the submission's failure; "grader_error": ours) and the traceback
+        (grader.checks.evaluate keeps it in details["staff_detail"], bounded)."""
+        return [{"check_id": c.check_id, "counted_as": "unreadable_reply" if c.details.get("unreadable_reply")
+                 else "grader_error", "detail": str(c.details["staff_detail"])}
+                for c in self.checks if isinstance(c.details, dict) and c.details.get("staff_detail")]
+
     def note(self, level: str, text: str) -> None:
         self.notes.append(Note(level, text))

@@ -69,16 +69,20 @@ class Runner:
     def __init__(self, rubric: Rubric, submission_root: Path, modules: list[dict], run_dir: Path, config: SandboxConfig,
                  device: str, deadline: float, displays: dict[str, str] | None = None,
                  line_maps: dict[str, "LineMap"] | None = None, unresolved: dict[str, str] | None = None,
-                 inputs: dict[str, str] | None = None, handoffs: dict[str, dict] | None = None):
+                 inputs: dict[str, str] | None = None, handoffs: dict[str, dict] | None = None, folder=None,
+                 source_root: Path | None = None):
         """`modules`: [{"module": path, "symbols": [...]}] in import order; `displays`: the
         names students know those paths by (a notebook for its generated module);
         `line_maps`: generated module -> its notebook's cells; `unresolved`: symbols no file provides."""
         self.rubric = rubric
         self.root = submission_root
+        # The staged copy, which no student code could write: sources are read from there,
+        # never from the sandbox's copy (a link planted there would be read as the scorer).
+        self.source_root = source_root or submission_root
         self.modules = modules
         self.device = device
         self.deadline = deadline
-        self.sandbox = Sandbox(run_dir, config)
+        self.sandbox = Sandbox(run_dir, config, folder)
         self.displays = displays or {}
         self.line_maps = line_maps or {}
         self.inputs = inputs or {}  # image name -> its copy inside the sandbox, for activation maps
@@ -127,6 +131,7 @@ class Runner:
         self.facts.peak_tree_mb = round(self.sandbox.peak_tree_mb, 1)
         self.facts.environment["isolation"] = self.sandbox.isolation
         self.facts.environment["cgroups"] = ",".join(self.sandbox.cgroup_kinds)
+        self.facts.environment["own uid"] = "yes" if self.sandbox.uid is not None else "no"
         return self.facts
 
     def student_output(self) -> str:
@@ -167,23 +172,48 @@ class Runner:
         return outcome
 
     def localize(self, data):
-        """Point at notebook cells, not at the module generated from them."""
+        """Point at notebook cells, not at the module generated from them.
+
+        The data comes from the worker, so its shape is the sender's choice: this walks it
+        with an explicit stack (no recursion), and finds "x.py:N" in text in linear time
+        (the plain pattern is quadratic on long runs of name characters)."""
         if not self.line_maps and not self.displays:
             return data
-        if isinstance(data, dict):
-            out = {k: self.localize(v) for k, v in data.items()}
-            rel, line = out.get("file"), out.get("line")
-            if isinstance(rel, str) and rel in self.line_maps and isinstance(line, int):
-                cell, cell_line = self.line_maps[rel].cell_of(line)
-                out.update(file=self.displays.get(rel, rel), cell=cell, line=cell_line)
-            elif isinstance(rel, str) and rel in self.displays:
-                out["file"] = self.displays[rel]
-            return out
-        if isinstance(data, list):
-            return [self.localize(v) for v in data]
-        if isinstance(data, str) and ".py:" in data:
-            return _LOCATION.sub(self._replace_location, data)
-        return data
+
+        def swap(match):
+            try:
+                return self._replace_location(match)
+            except ValueError:  # a "line number" too long to convert
+                return match.group(0)
+
+        def text(value: str) -> str:
+            if not self.line_maps or ".py:" not in value:
+                return value  # _replace_location changes only modules with a line map
+            return re.sub(r"(?<![\w./-])(?P<file>[\w./-]+?\.py):(?P<line>\d+)", swap, value)
+
+        top = [data]
+        stack = [(top, 0)]
+        while stack:
+            holder, key = stack.pop()
+            value = holder[key]
+            if isinstance(value, str):
+                holder[key] = text(value)
+            elif isinstance(value, (dict, list)):
+                out = dict(value) if isinstance(value, dict) else list(value)
+                holder[key] = out
+                for k, item in (out.items() if isinstance(out, dict) else enumerate(out)):
+                    if isinstance(item, (dict, list)):
+                        stack.append((out, k))
+                    elif isinstance(item, str):
+                        out[k] = text(item)
+                if isinstance(out, dict):  # its file and line are plain values, already localized
+                    rel, line = out.get("file"), out.get("line")
+                    if isinstance(rel, str) and rel in self.line_maps and isinstance(line, int):
+                        cell, cell_line = self.line_maps[rel].cell_of(line)
+                        out.update(file=self.displays.get(rel, rel), cell=cell, line=cell_line)
+                    elif isinstance(rel, str) and rel in self.displays:
+                        out["file"] = self.displays[rel]
+        return top[0]
 
     def _replace_location(self, match) -> str:
         rel, line = match.group("file"), int(match.group("line"))
@@ -244,7 +274,7 @@ class Runner:
         if not path:
             return []
         try:
-            source = (self.root / path).read_text(encoding="utf-8", errors="replace")
+            source = (self.source_root / path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
         found = builtin_uses(source, info.get("picked") or info.get("defined_as") or symbol, frozenset(forbidden))

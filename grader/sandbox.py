@@ -1,23 +1,22 @@
 """Run the worker (and so the student's code) in a separate, bounded process.
 
 Isolation, strongest first, chosen by what this machine allows:
-- "bwrap": bubblewrap namespaces. The file system is read-only except the run folder,
-  paths the grader names (held-out data, outputs, reference code) are hidden, there is
-  no network, and every process dies with the sandbox.
-- "user": running as root without bwrap (a Gradescope container): the worker runs as
-  `nobody`, so root-only files stay unreadable and a fork bomb hits RLIMIT_NPROC.
-- "process": a separate process with limits only; the report says isolation is weak.
-In every mode: a clean environment, its own session, rlimits, a memory watchdog, per-call
-time limits, and replies as JSON lines on private pipes.
+- "bwrap": bubblewrap namespaces over a file system built as an allowlist (grader.bwrap):
+  an unprivileged uid that owns nothing, no network, its own process namespace.
+- "user": root without a usable bubblewrap (a Gradescope container): the worker runs as
+  the sandbox's own uid (grader.identity), which cannot signal the scorer, leave its
+  cgroup or write outside the run folder and the world-writable scratch folders.
+- "process": not root and no bubblewrap: limits only, and the report says what is lost.
+Root with no way to drop privileges is refused: student code never runs as root.
+In every mode: a clean environment, its own session, rlimits, a watchdog, per-call time
+limits, replies as JSON lines on private pipes, and this process as the subreaper of
+everything the worker starts, so all of it is ended before results are written.
 """
 from __future__ import annotations
 
-import functools
 import os
-import pwd
 import resource
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,18 +25,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import protocol
+from . import bwrap, identity, protocol
+from .errors import InputError
 from .limits import Cgroups, effective_cpus, process_tree, rss_kb
+from .capture import Capture
+from .runfolder import RunFolder
 
 LOG_LIMIT = 64 * 1024
 
 
 class WorkerCrashed(Exception):
-    """The worker stopped answering. `reason`: timeout, memory, died or protocol."""
+    """The worker stopped answering. `reason`: timeout, memory, died, disk or protocol."""
 
     def __init__(self, reason: str, detail: str):
         self.reason, self.detail = reason, detail
         super().__init__(f"{reason}: {detail}")
+
+
+class IsolationRefused(InputError):
+    """This machine cannot run student code without it being root, or the mode asked for is unavailable."""
 
 
 @dataclass
@@ -60,82 +66,88 @@ class Reply:
     notes: list[str] = field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=None)
-def bwrap_works() -> bool:
-    exe = shutil.which("bwrap")
-    if not exe:
-        return False
-    try:
-        probe = subprocess.run([exe, *_BWRAP_BASE, *_BWRAP_USER, "--", "/bin/true"], capture_output=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
-@functools.lru_cache(maxsize=None)
-def nobody_can_run(python: str) -> bool:
-    """Whether `nobody` can start this interpreter (it cannot if it lives under /root)."""
-    if os.geteuid() != 0:
-        return False
-    try:
-        user = pwd.getpwnam("nobody")
-    except KeyError:
-        return False
-    try:
-        probe = subprocess.run([python, "-I", "-c", "import grader.worker"], capture_output=True, timeout=60,
-                               preexec_fn=_drop_to(user.pw_uid, user.pw_gid), cwd="/")
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
+def bwrap_works(python: str = sys.executable) -> bool:
+    return bwrap.usable_way(python) is not None
 
 
 def choose_isolation(requested: str, python: str) -> str:
-    if requested != "auto":
-        return requested
-    if bwrap_works():
-        return "bwrap"
-    if nobody_can_run(python):
+    """The mode to use; refuses (IsolationRefused) rather than run student code as root."""
+    root = identity.can_switch()
+    if requested == "bwrap" and not bwrap_works(python):
+        raise IsolationRefused("--isolation bwrap: bubblewrap is not installed or cannot start here "
+                               "(apt-get install bubblewrap; in a container it needs user namespaces)")
+    if requested in ("auto", "user") and not (requested == "auto" and bwrap_works(python)):
+        if not root:
+            if requested == "user":
+                raise IsolationRefused("--isolation user needs root, to run the submission as a uid of its own")
+            return "process"
+        ok, why = identity.runs_python(identity.sandbox_uid(), python)
+        if not ok:
+            raise IsolationRefused(
+                f"refusing to grade: running as root without a usable bubblewrap, the submission's code would run "
+                f"as root, and an unprivileged uid cannot start {python} ({why or 'permission denied'}). Install "
+                f"bubblewrap, or put the grading environment where every user can read it (e.g. /opt/dlgrade, "
+                f"chmod -R a+rX), or grade as an ordinary user.")
         return "user"
-    return "process"
+    if requested == "process" and root:
+        raise IsolationRefused("--isolation process as root would run the submission's code as root; use "
+                               "--isolation auto (bubblewrap or a uid of its own), or grade as an ordinary user")
+    return "bwrap" if requested == "auto" else requested
 
 
-_BWRAP_BASE = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-               "--die-with-parent", "--cap-drop", "ALL"]
-_BWRAP_USER = ["--uid", "65534", "--gid", "65534"]
-
-
-def _drop_to(uid: int, gid: int):
-    def drop():
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-
-    return drop
+def lost_protections(isolation: str, cgroups: list[str], namespaces: str = "") -> list[str]:
+    """What this mode did not protect, one short line each, for the summary and results.json."""
+    lost = []
+    if isolation == "user":
+        lost += ["no bubblewrap: its code could read every file on this machine that all users may read, and reach "
+                 "the network", "it could write into /tmp, /var/tmp and /dev/shm; the grader removed what it left there"]
+    if isolation == "process":
+        lost.append("not root and no bubblewrap: its code ran as your own user, so it could read and change your "
+                    "files" + (" and leave files in /tmp" if "pid" in namespaces else ""))
+        if "pid" in namespaces:
+            lost.append("its own user, PID and network namespaces kept it from signalling this grader, outliving the "
+                        "grade or reaching the network" + (", and /dev/shm was its own" if "shm" in namespaces else ""))
+        else:
+            lost.append("the kernel gave it no namespaces of its own: it could reach the network, and signal, stop or "
+                        "outlive this grader")
+    if "memory" not in cgroups:
+        lost.append("no kernel memory or process limits: a watchdog polling every 0.1 s enforced them")
+    return lost
 
 
 class Sandbox:
     """One worker process at a time; `start()` again replaces a worker that broke."""
 
-    def __init__(self, run_dir: Path, config: SandboxConfig):
+    def __init__(self, run_dir: Path, config: SandboxConfig, folder: RunFolder | None = None):
         self.run_dir = run_dir
         self.config = config
+        self.folder = folder  # the run folder's caps; None: none beyond RLIMIT_FSIZE
         self.isolation = choose_isolation(config.isolation, config.python)
+        self.way = bwrap.usable_way(config.python) if self.isolation == "bwrap" else None
+        # The uid student code runs as, where this process may choose one (root).
+        self.uid = identity.sandbox_uid() if identity.can_switch() and self.isolation in ("bwrap", "user") else None
         self.peak_tree_mb = 0.0
         self.starts = 0
         self._proc: subprocess.Popen | None = None
         self._cgroups: Cgroups | None = None
         self.cgroup_kinds: list[str] = []
         self._next_id = 1
-        self._killed_for_memory = False
-        self._killed_for_processes = False
+        self._killed_for: str | None = None  # memory | processes | disk, when the watchdog ended it
         self._watch_stop = threading.Event()
         self._buffer = b""
+        self._children_before: set[int] = set()
+        self.over_quota: str | None = None
         self.progress: dict | None = None  # the last progress report of the call under way
-        self.log_path = run_dir / "worker.log"
-        for sub in ("home", "tmp"):
+        self.output = Capture(LOG_LIMIT)  # what the student's code prints, kept in memory, head and tail
+        for sub in ("home", "tmp", "shm"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
-        if self.isolation == "user":
-            _hand_to_nobody(run_dir)
+        if self.uid is not None:
+            identity.kill_uid(self.uid)  # a uid that owns nothing: not even a process
+            if folder is not None:
+                folder.hand_to(self.uid)
+            else:
+                RunFolder.hand_over(run_dir, self.uid)
+        identity.become_subreaper()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -151,25 +163,26 @@ class Sandbox:
         self._cgroups = Cgroups(f"dlgrade-{os.getpid()}-{id(self):x}-{self.starts}", self.config.memory_mb) \
             if os.geteuid() == 0 else None
         self.cgroup_kinds = self._cgroups.kinds if self._cgroups else []
-        preexec = self._preexec(self._cgroups)
         if self.isolation == "bwrap":
-            command = self._bwrap_prefix() + command
-        log = open(self.log_path, "ab")
+            command = bwrap.command(self.run_dir, self.config.python, self.way, self.uid or os.getuid(),
+                                    self.config.device, tuple(self.config.hidden_paths)) + command
+        self._children_before = set(identity.children_of(os.getpid()))
+        out_read, out_write = os.pipe()
         try:
-            self._proc = subprocess.Popen(command, env=env, cwd=self.run_dir, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=log, pass_fds=(req_read, rep_write), preexec_fn=preexec,
-                                          close_fds=True)
+            self._proc = subprocess.Popen(command, env=env, cwd=self.run_dir, stdin=subprocess.DEVNULL,
+                                          stdout=out_write, stderr=out_write, pass_fds=(req_read, rep_write),
+                                          preexec_fn=self._preexec(), close_fds=True)
         finally:
-            log.close()
+            os.close(out_write)
             os.close(req_read)
             os.close(rep_write)
+        self.output.start(out_read)
         self._requests, self._replies = req_write, rep_read
         self._buffer = b""
-        self._killed_for_memory = False
-        self._killed_for_processes = False
+        self._killed_for = None
         self._watch_stop = threading.Event()
-        threading.Thread(target=self._watch_memory, args=(self._proc, self._watch_stop), daemon=True).start()
-        hello = self._read_reply(0, timeout, "starting the grading process")
+        threading.Thread(target=self._watch, args=(self._proc, self._watch_stop), daemon=True).start()
+        hello = self._read_reply(0, timeout, "starting the grading process", "hello")
         return hello.result
 
     def stop(self) -> None:
@@ -185,6 +198,8 @@ class Sandbox:
             except OSError:
                 pass
         self._proc = None
+        if self.uid is not None and self.isolation == "user":
+            identity.remove_files_of(self.uid)  # under bubblewrap /tmp was the run folder's own
 
     @property
     def running(self) -> bool:
@@ -205,9 +220,9 @@ class Sandbox:
                 view = view[os.write(self._requests, view):]
         except OSError as exc:
             self._fail("died", f"could not send the request ({exc.strerror})")
-        return self._read_reply(request_id, timeout, what)
+        return self._read_reply(request_id, timeout, what, op)
 
-    def _read_reply(self, request_id: int, timeout: float, what: str) -> Reply:
+    def _read_reply(self, request_id: int, timeout: float, what: str, op: str | None = None) -> Reply:
         deadline = time.monotonic() + timeout
         self.progress = None
         while True:
@@ -225,24 +240,21 @@ class Sandbox:
                     self._fail_exited(what)
                 self._buffer += chunk
                 if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
-                    self._fail("protocol", "the grading process sent an oversized reply")
+                    self._fail("protocol", f"{what} broke the grader's channel: the grading process sent a reply "
+                                           f"over {protocol.MAX_MESSAGE_BYTES >> 20} MB")
             line, self._buffer = self._buffer.split(b"\n", 1)
             try:
-                message = protocol.decode(line)
-            except ValueError:
-                self._fail("protocol", "the grading process sent something that is not a reply (did the code write to its channel?)")
-            if "progress" in message and "id" not in message:
-                self.progress = message["progress"] if isinstance(message["progress"], dict) else None
+                message = protocol.envelope(protocol.decode(line), op)
+            except protocol.ProtocolError as exc:
+                self._fail("protocol", f"{what} broke the grader's channel: the grading process sent {exc} "
+                                       "(did the code write to the grader's channel or replace its functions?)")
+            if message.id is None:  # a progress report
+                self.progress = message.progress
                 continue
             break
-        if message.get("id") != request_id:
-            self._fail("protocol", "the grading process answered out of turn")
-        result, error = message.get("result"), message.get("error")
-        if not isinstance(result, dict):
-            result = {}
-        notes = [str(n)[:500] for n in message.get("notes", []) if isinstance(n, str)][:20]
-        return Reply(bool(message.get("ok")), result, error if isinstance(error, dict) else None,
-                     float(message.get("seconds", 0) or 0), float(message.get("peak_mb", 0) or 0), notes)
+        if message.id != request_id:
+            self._fail("protocol", f"{what} broke the grader's channel: the grading process answered out of turn")
+        return Reply(message.ok, message.result, message.error, message.seconds, message.peak_mb, message.notes)
 
     def _progress_text(self) -> str:
         """'; by then it had generated 412 of 1,000 characters (...)', from the last report."""
@@ -258,14 +270,26 @@ class Sandbox:
         return text + (f" ({note})" if note else "")
 
     def _fail_exited(self, what: str):
-        self._proc.wait(timeout=5)
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # alive, but its end of the channel is gone
+            self._fail("protocol", f"{what} closed the grading process's reply channel")
         code = self._proc.returncode
-        if self._killed_for_processes:
+        if self._killed_for == "processes":
             self._fail("died", f"{what} started more than {Cgroups.MAX_PROCESSES} processes")
-        if self._killed_for_memory or (self._cgroups is not None and self._cgroups.hit_memory_limit()):
+        if self._killed_for == "disk":
+            self._fail("disk", f"{what} wrote {self.over_quota} into its folder (the limit for a run)")
+        if self._killed_for == "memory" or (self._cgroups is not None and self._cgroups.hit_memory_limit()):
             self._fail("memory", f"{what} used more than {self.config.memory_mb} MB of memory")
+        if code == protocol.CHANNEL_BROKEN:
+            self._fail("protocol", f"{what} broke the grader's channel: the grading process could no longer "
+                                   "read requests or send replies (did the code close or replace its pipes?)")
         if code is not None and code < 0:
-            detail = f"{what} stopped the grading process with signal {signal.Signals(-code).name}"
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
+            detail = f"{what} stopped the grading process with signal {name}"
         else:
             detail = f"{what} ended the grading process (exit code {code})"
         self._fail("died", detail)
@@ -278,16 +302,7 @@ class Sandbox:
 
     def student_output(self) -> str:
         """What the student's code printed, head and tail if long."""
-        try:
-            with open(self.log_path, "rb") as f:
-                data = f.read(LOG_LIMIT * 4)
-        except OSError:
-            return ""
-        text = data.decode("utf-8", "replace")
-        if len(text) > LOG_LIMIT:
-            half = LOG_LIMIT // 2
-            text = text[:half] + "\n... (output cut) ...\n" + text[-half:]
-        return text
+        return self.output.text()
 
     # ------------------------------------------------------------------ process set-up
 
@@ -317,75 +332,83 @@ class Sandbox:
         }
         if self.config.device != "cuda":
             env["CUDA_VISIBLE_DEVICES"] = ""
+        if self.isolation == "process":
+            env["DLGRADE_NAMESPACES"] = "1"  # the worker makes its own, where the kernel lets it
+        if self.isolation == "bwrap" and self.way == "rootns":
+            env["DLGRADE_DROP_UID"] = str(self.uid)  # the worker's first act
+        env["USER"] = env["LOGNAME"] = "student"  # the uid has no passwd entry
         return env
 
-    def _preexec(self, cgroups: "Cgroups | None"):
-        isolation = self.isolation
-        nobody = pwd.getpwnam("nobody") if isolation == "user" else None
+    def _preexec(self):
+        cgroups = self._cgroups
+        drop = self.uid if self.isolation == "user" or (self.isolation == "bwrap" and self.way == "userns") else None
 
         def setup():
-            os.setsid()  # one process group to kill, and no controlling terminal
+            os.setsid()  # its own session: no signal to the scorer's group reaches it, nor its to ours
             if cgroups is not None:
-                cgroups.join()
+                cgroups.join()  # as root, before the uid changes: the uid cannot write cgroup files
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 30, 1 << 30))  # a 233 MB checkpoint fits
             resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-            if nobody is not None:
-                resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
-                _drop_to(nobody.pw_uid, nobody.pw_gid)()
+            if drop is not None:
+                resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))  # counts per uid, and the uid is ours alone
+                identity.drop_to(drop)()
 
         return setup
 
-    def _bwrap_prefix(self) -> list[str]:
-        run = str(self.run_dir)
-        args = [shutil.which("bwrap"), *_BWRAP_BASE, *_BWRAP_USER]
-        for path in self.config.hidden_paths:
-            if os.path.isdir(path):
-                args += ["--tmpfs", path]
-            elif os.path.exists(path):
-                args += ["--ro-bind", "/dev/null", path]
-        if self.config.device == "cuda":
-            for dev in sorted(Path("/dev").glob("nvidia*")):
-                args += ["--dev-bind", str(dev), str(dev)]
-        args += ["--bind", run, run, "--chdir", run, "--"]
-        return args
+    # ------------------------------------------------------------------ watchdog and killing
 
-    # ------------------------------------------------------------------ memory and killing
+    def _pids(self, proc: subprocess.Popen) -> list[int]:
+        """Every process of the submission: by uid where it has its own, else the worker's
+        tree and whatever this process adopted as their subreaper."""
+        if self.uid is not None and self.isolation == "user":
+            return identity.processes_of(self.uid)
+        pids = process_tree(proc.pid)
+        for orphan in set(identity.children_of(os.getpid())) - self._children_before - {proc.pid}:
+            pids += process_tree(orphan)
+        return pids
 
-    def _watch_memory(self, proc: subprocess.Popen, stop: threading.Event) -> None:
+    def _watch(self, proc: subprocess.Popen, stop: threading.Event) -> None:
         limit_kb = self.config.memory_mb * 1024
+        ticks = 0
         while not stop.wait(0.1):
             if proc.poll() is not None:
                 return
-            pids = process_tree(proc.pid)
+            ticks += 1
+            pids = self._pids(proc)
             total = sum(rss_kb(pid) for pid in pids)
             self.peak_tree_mb = max(self.peak_tree_mb, total / 1024)
-            if len(pids) > Cgroups.MAX_PROCESSES:
-                self._killed_for_processes = True
-                self._kill(proc)
-                return
-            if total > limit_kb:
-                self._killed_for_memory = True
+            why = "processes" if len(pids) > Cgroups.MAX_PROCESSES else "memory" if total > limit_kb else None
+            if why is None and self.folder is not None and ticks % 10 == 0:
+                self.over_quota = self.folder.over_quota()
+                why = "disk" if self.over_quota else None
+            if why:
+                self._killed_for = why
                 self._kill(proc)
                 return
 
     def _kill(self, proc: subprocess.Popen) -> None:
-        """Descendants first, so bwrap sees its child die and exits, reaping everything;
-        then whatever is left of the process group, and (as nobody) anything that escaped."""
-        for pid in reversed(process_tree(proc.pid)[1:]):
-            _signal(pid)
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for pid in process_tree(proc.pid):
-            _signal(pid)
-        if self.isolation == "user":
-            _kill_all_of_nobody()
+        """Everything the submission started, then the worker (bubblewrap's namespace dies
+        with it); by uid where it has one, since kill(-1) as that uid misses nothing."""
+        for _ in range(10):
+            pids = [p for p in self._pids(proc) if p != os.getpid()]
+            if not pids:
+                break
+            for pid in reversed(pids):
+                _signal(pid)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if self.uid is not None:
+                identity.kill_uid(self.uid)
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+            identity.reap_orphans(set(pids) - {proc.pid})
+            if proc.poll() is not None and not [p for p in self._pids(proc) if p != proc.pid]:
+                break
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -397,29 +420,3 @@ def _signal(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _hand_to_nobody(run_dir: Path) -> None:
-    """The worker runs as nobody: it owns the run folder, and may pass through (not list)
-    the folders above it, up to the private runs folder."""
-    user = pwd.getpwnam("nobody")
-    for folder in (run_dir.parent, run_dir.parent.parent):
-        os.chmod(folder, 0o711)
-    for path in [run_dir, *run_dir.rglob("*")]:
-        os.lchown(path, user.pw_uid, user.pw_gid)
-
-
-def _kill_all_of_nobody() -> None:
-    """kill(-1) as `nobody` ends every process of that user, including ones that escaped."""
-    try:
-        user = pwd.getpwnam("nobody")
-    except KeyError:
-        return
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _drop_to(user.pw_uid, user.pw_gid)()
-            os.kill(-1, signal.SIGKILL)
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)

@@ -91,14 +91,21 @@ def test_forged_results_change_nothing(tmp_path, bwrap_required):
 
 
 def test_forged_results_in_process_isolation(tmp_path):
-    """Without bubblewrap the student can write where the grader's user can; we still write last."""
+    """Without bubblewrap and root the student can write where the grader's user can; we
+    still write last. As root, process isolation is refused: student code never runs as root."""
     out = tmp_path / "out"
     out.mkdir()
-    report = grade(write_submission(tmp_path / "sub", forger(out) + plain_source()), "alexnet.architecture.nc4",
-                   isolation="process")
+    sub = write_submission(tmp_path / "sub", forger(out) + plain_source())
+    if os.geteuid() == 0:
+        from grader.sandbox import IsolationRefused
+
+        with pytest.raises(IsolationRefused, match="would run the submission's code as root"):
+            grade(sub, "alexnet.architecture.nc4", isolation="process")
+        return
+    report = grade(sub, "alexnet.architecture.nc4", isolation="process")
     api.write_outputs(report, out)
     assert json.loads((out / "results.json").read_text())["score"] == 1.5
-    assert any("process isolation only" in n.text for n in report.notes)
+    assert any("ran as your own user" in n.text for n in report.notes)
 
 
 def test_hidden_files_and_network_are_out_of_reach(tmp_path, bwrap_required):

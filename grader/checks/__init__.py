@@ -1,14 +1,48 @@
-"""Turn facts into verdicts. Each check kind is a function (check, facts, rubric) -> CheckResult."""
+"""Turn facts into verdicts. Each check kind is a function (check, facts, rubric) -> CheckResult.
+
+When a check raises, who pays depends on what it read. Facts the worker reported may have
+been forged or mangled by the submission (it runs in that process, can write to its reply
+channel and replace its functions), so a check that read them and then raised fails as the
+submission's failure, in words that say so, and never as a grader error a student could
+provoke on purpose. A check that read only what the scoring process established itself
+(predictions files, the source) and raised is a grader bug, reported as one. Either way
+the traceback goes to the staff (details["staff_detail"], results.json extra_data).
+"""
 from __future__ import annotations
 
 import traceback
 
 from ..facts import Facts
+from ..protocol import clip
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
 from . import activations, cells, functions, kernels, model, predictions, sequence, structure
 
 _REGISTRY = {**model.CHECKS, **kernels.CHECKS, **cells.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structure.CHECKS, **functions.CHECKS, **activations.CHECKS}
+
+# Facts that come from the worker's replies (directly, or drawn from them as the images are).
+WORKER_FACTS = frozenset({"load", "probes", "picks", "hazards", "images", "rejected_images", "artifacts", "captions",
+                          "environment", "symbol", "module_of", "file_of"})
+STAFF_DETAIL = 4_000  # characters of traceback kept for the staff
+UNREADABLE = ("Not graded: the grading process sent a reply the grader could not read while checking {what}. This "
+              "happens when the submission's code writes to the grader's channel or replaces the grader's "
+              "functions. If your code does neither, tell the course staff: they have the details.")
+
+
+class _Watched:
+    """The facts, as a check sees them, noting whether it read any the worker reported."""
+
+    def __init__(self, facts: Facts):
+        object.__setattr__(self, "_facts", facts)
+        object.__setattr__(self, "read_worker", False)
+
+    def __getattr__(self, name: str):
+        if name in WORKER_FACTS:
+            object.__setattr__(self, "read_worker", True)
+        return getattr(self._facts, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._facts, name, value)
 
 
 def manual(check: Check) -> CheckResult:
@@ -19,15 +53,35 @@ def manual(check: Check) -> CheckResult:
                        details={"manual_points": points})
 
 
+def _subject(check: Check) -> str:
+    """What the check is about, as the student names it: AlexNet, LSTMCell, analyze_model_kernels."""
+    if check.model is not None:
+        return check.model.symbol
+    if check.cell is not None:
+        return check.cell.symbol
+    params = check.task.params if check.task is not None else {}
+    return next((str(params[k]) for k in ("function", "symbol", "model") if k in params), f"'{check.name}'")
+
+
+def _failed(check: Check, message: str, tag: str, details: dict) -> CheckResult:
+    return CheckResult(check.check_id, check.name, check.part, check.number, check.points, 0.0, Status.FAILED,
+                       message=message, visibility=check.visibility, tags=[f"part-{check.part}", tag], details=details)
+
+
 def evaluate(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     if check.kind == "manual":
         return manual(check)
+    watched = _Watched(facts)
     try:
-        return _REGISTRY[check.kind](check, facts, rubric)
-    except Exception as exc:  # a grader bug costs this one check, and says so
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return CheckResult(check.check_id, check.name, check.part, check.number, check.points, 0.0, Status.FAILED,
-                           message=f"The grader could not evaluate this check (internal error: {detail}). "
-                                   "Please tell the course staff.",
-                           visibility=check.visibility, tags=[f"part-{check.part}", "grader-error"],
-                           details={"grader_error": True})
+        return _REGISTRY[check.kind](check, watched, rubric)
+    except Exception as exc:  # costs this one check; the traceback is kept for the staff
+        staff = clip("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-12)),
+                     STAFF_DETAIL, tail=True)
+        if watched.read_worker:
+            # The exception's text may carry the forged data: the student sees none of it.
+            return _failed(check, UNREADABLE.format(what=_subject(check)), "unreadable-reply",
+                           {"unreadable_reply": True, "staff_detail": staff})
+        detail = clip("".join(traceback.format_exception_only(type(exc), exc)).strip(), 300)
+        return _failed(check, f"The grader could not evaluate this check (internal error: {detail}). "
+                              "Please tell the course staff.", "grader-error",
+                       {"grader_error": True, "staff_detail": staff})

@@ -44,7 +44,7 @@ class Found:
         if not a.get("kernel"):
             return ""  # the tables list kernel, padding, stride and dilation only
         k = a["kernel"]
-        parts = [f"{k[0]} x {k[1]}" if self.type.startswith("Conv") else str(k[0])]
+        parts = [" x ".join(map(str, k)) if self.type.startswith("Conv") else str(k[0])]  # Conv1d has one size
         defaults = {"padding": 0, "stride": k[0] if "Pool" in self.type else 1, "dilation": 1}
         for name in ("padding", "stride", "dilation"):
             value = a.get(name)
@@ -181,7 +181,7 @@ def _attr_problems(exp: SpecRow, fnd: Found) -> list[str]:
             continue
         if isinstance(got, list) and tuple(got) != tuple(want):
             label = "kernel" if name == "kernel" else name
-            show = lambda v: f"{v[0]} x {v[1]}" if name == "kernel" and exp.type.startswith("Conv") else (str(v[0]) if len(set(v)) == 1 else str(tuple(v)))
+            show = lambda v: " x ".join(map(str, v)) if name == "kernel" and exp.type.startswith("Conv") else (str(v[0]) if len(set(v)) == 1 else str(tuple(v)))
             problems.append(f"{label} {show(got)}, expected {show(want)}")
     return problems
 

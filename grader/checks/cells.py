@@ -122,7 +122,8 @@ def builtins(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     for m in modules[:2]:
         parts.append(f"the built-in module {m} inside the cell")
     for call in runtime[:2]:
-        parts.append(f"torch's {call['kernel']} kernel, called from {call['where'] or 'inside torch'} while the cell ran")
+        parts.append(str(call.get("note") or "")[:300] or
+                     f"torch's {call['kernel']} kernel, called from {call['where'] or 'inside torch'} while the cell ran")
     if parts:
         return result(check, False, f"{cell.symbol} uses torch's built-in recurrent code: " + "; ".join(parts) + ".",
                       "The handout forbids nn.LSTMCell and the other built-in RNN modules: build the gates from "

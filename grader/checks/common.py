@@ -83,6 +83,8 @@ def unavailable(check: Check, facts: Facts, symbol: str, outcome: ProbeOutcome |
             "timeout": "Look for an infinite loop or very slow code in this class.",
             "memory": "Look for tensors that grow without bound, or huge layers.",
             "died": "Code that calls os._exit, kills the process or crashes Python ends grading of this class.",
+            "protocol": "The grader reads results from your code's process over a private channel: code that "
+                        "writes to it, closes it or replaces the grader's functions ends grading of this class.",
         }.get(outcome.crash_reason or "", "")
         return result(check, False, f"Not graded: {outcome.crash}.", hint)
     if outcome.error is not None and outcome.result is None:

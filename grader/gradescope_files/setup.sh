@@ -17,7 +17,7 @@ python3.11 -m venv "$VENV"
 # CPU wheels: the container has no GPU, and CPU torch imports in ~220 MB instead of ~640 MB.
 "$VENV/bin/pip" install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1
 "$VENV/bin/pip" install -c "$SOURCE/constraints.txt" "$SOURCE"
-# The sandboxed worker runs as `nobody` when bubblewrap cannot start in the container.
+# The sandboxed worker runs as a uid of its own (never root): it must be able to read the venv.
 chmod -R a+rX /opt/dlgrade
 cp "$SOURCE/run_autograder" /autograder/run_autograder
 chmod +x /autograder/run_autograder

@@ -1,21 +1,39 @@
-"""GradeReport -> Gradescope's results.json (a plain dict; the caller serialises it)."""
+"""GradeReport -> Gradescope's results.json (a plain dict; the caller serialises it).
+
+Students read every `output` here, and much of it is text the submission controls
+(exception messages, names, notes), so each piece is cut to a bound with a visible
+"(cut: N characters)" marker: a submission cannot carry data out in bulk through its
+results, nor make the file too large for Gradescope. What the submission printed is not
+in results.json at all; it is in the staff's HTML report.
+"""
 from __future__ import annotations
 
 from .. import __version__
+from ..protocol import clip, utf8
 from ..results import CheckResult, GradeReport, Status
 
-MAX_OUTPUT = 60_000  # Gradescope cuts outputs near 100,000 characters; stay well under
+MAX_MESSAGE = 4_000  # a check's message, in characters
+MAX_HINT = 1_000
+MAX_CELL = 120  # one cell of a layer table
+MAX_ROWS = 80  # rows of a layer table shown (the HTML report shows all)
+MAX_OUTPUT = 12_000  # one test's whole output; Gradescope cuts near 100,000 characters
+MAX_NOTE = 1_500  # one warning in the overview
+MAX_OVERVIEW = 16_000
+MAX_NAME = 300  # a file or submission name
+MAX_ENV = 200  # one environment value
+MAX_GRADER_ERROR = 8_000  # the staff's traceback of a grader failure
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _md_escape(text: str, limit: int = MAX_CELL) -> str:
+    return clip(str(text), limit).replace("|", "\\|").replace("\n", " ")
 
 
 def _table_md(table: dict) -> str:
     lines = [f"**{_md_escape(table.get('title', 'Layer table'))}**", "",
              "| status | expected | output | params | found | output | params | where |",
              "|---|---|---|---:|---|---|---:|---|"]
-    for row in table.get("rows", []):
+    rows = table.get("rows", [])
+    for row in rows[:MAX_ROWS]:
         exp, fnd = row.get("expected") or {}, row.get("found") or {}
         cells = [row.get("status", ""),
                  " ".join(filter(None, [exp.get("name", ""), exp.get("attrs", "")])) or "—",
@@ -23,6 +41,8 @@ def _table_md(table: dict) -> str:
                  " ".join(filter(None, [fnd.get("type", ""), fnd.get("attrs", "")])) or "—",
                  fnd.get("shape", ""), f"{fnd['params']:,}" if "params" in fnd else "", fnd.get("where", "")]
         lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    if len(rows) > MAX_ROWS:
+        lines += ["", f"({len(rows) - MAX_ROWS} more rows are in the HTML report.)"]
     return "\n".join(lines)
 
 
@@ -39,9 +59,9 @@ def _scores_md(data: dict) -> str:
 
 
 def _test_output(check: CheckResult) -> str:
-    parts = [check.message]
+    parts = [clip(check.message, MAX_MESSAGE)]
     if check.hint:
-        parts.append(f"**What to look at:** {check.hint}")
+        parts.append(f"**What to look at:** {clip(check.hint, MAX_HINT)}")
     table = check.details.get("table")
     if table and check.status is Status.FAILED:
         parts.append(_table_md(table))
@@ -49,8 +69,7 @@ def _test_output(check: CheckResult) -> str:
         parts.append(_scores_md(check.details["predictions"]))
     if check.details.get("images"):
         parts.append(f"{len(check.details['images'])} image(s) are shown in the HTML report.")
-    text = "\n\n".join(p for p in parts if p)
-    return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + "\n\n(output cut)"
+    return clip("\n\n".join(p for p in parts if p), MAX_OUTPUT)
 
 
 def _test(check: CheckResult) -> dict:
@@ -81,14 +100,14 @@ def _overview(report: GradeReport) -> str:
     if report.self_check:
         lines.append(f"This is a **self-check**: only the public checks ran; {report.hidden_checks} more run at grading time.")
     if report.graded_files:
-        files = ", ".join(f"`{f}`" for f in report.graded_files)
+        files = ", ".join(f"`{clip(f, MAX_NAME)}`" for f in report.graded_files)
         lines.append(f"Graded file{'s' if len(report.graded_files) > 1 else ''}: {files}.")
     if report.grader_error:
         lines.append("**The grader itself failed**; the course staff has been told. Your score here is not final.")
     for note in report.notes:
         if note.level in ("warning", "error"):
-            lines.append(f"- {note.level}: {note.text}")
-    return "\n\n".join(lines)
+            lines.append(f"- {note.level}: {clip(note.text, MAX_NOTE)}")
+    return clip("\n\n".join(lines), MAX_OVERVIEW)
 
 
 def _leaderboard(report: GradeReport) -> list[dict]:
@@ -99,7 +118,7 @@ def to_results(report: GradeReport) -> dict:
     results = {
         "score": report.score,
         "execution_time": round(report.seconds, 2),
-        "output": _overview(report)[:MAX_OUTPUT],
+        "output": _overview(report),
         "output_format": "md",
         "test_output_format": "md",
         "test_name_format": "text",
@@ -108,16 +127,29 @@ def to_results(report: GradeReport) -> dict:
         "extra_data": {
             "dlgrade": __version__,
             "assignment": report.assignment,
-            "submission": report.submission,
-            "graded_files": list(report.graded_files),
+            "submission": clip(report.submission, MAX_NAME),
+            "graded_files": [clip(f, MAX_NAME) for f in report.graded_files],
             "self_check": report.self_check,
-            "grader_error": report.grader_error,
+            "grader_error": clip(report.grader_error, MAX_GRADER_ERROR, tail=True) if report.grader_error else None,
             "manual_points": report.manual_points,
-            "environment": dict(report.environment),
+            "environment": {clip(str(k), MAX_ENV): clip(str(v), MAX_ENV) for k, v in report.environment.items()},
+            "check_errors": report.check_errors,  # for the staff: checks that raised, with the traceback
         },
         "tests": [_test(c) for c in report.checks],
     }
     board = _leaderboard(report)
     if board:
         results["leaderboard"] = board
-    return results
+    return _utf8(results)
+
+
+def _utf8(value):
+    """Every string writable as UTF-8 (a lone surrogate in a file name or message would stop
+    results.json from being written at all). Our own structure, a few levels deep."""
+    if isinstance(value, str):
+        return utf8(value)
+    if isinstance(value, dict):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8(v) for v in value]
+    return value

@@ -6,26 +6,14 @@ import inspect
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from . import failures
+from .kernelwatch import KernelWatch, graph_kernels
 from .probes import _symbol
 
-_SILU = {F.silu, torch.nn.functional.silu, getattr(torch, "silu", None), getattr(torch._C._nn, "silu", None),
-         getattr(torch._C._nn, "silu_", None), getattr(torch.Tensor, "silu", None)}
-_SILU.discard(None)
-
-
-class _WatchSilu(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _SILU or getattr(func, "__name__", "") in ("silu", "silu_"):
-            self.calls += 1
-        return func(*args, **(kwargs or {}))
+# torch's SiLU kernels, whatever Python name reached them (F.silu, nn.SiLU, torch.ops.aten.silu.default,
+# torch._C._nn.silu); F.silu runs aten.silu (aten.silu_ when inplace), its gradient aten.silu_backward.
+SILU_KERNELS = frozenset({"silu", "silu_", "silu_backward"})
 
 
 def _callable(name: str):
@@ -48,15 +36,26 @@ def activation(symbol: str, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     x = torch.cat([torch.linspace(-8, 8, 161), torch.randn(3 * 4 * 5 * 5 - 161, generator=g) * 3]).reshape(3, 4, 5, 5)
     x = x.double().requires_grad_(True)
-    watch = _WatchSilu()
+    # The watch is on only while the student's code runs: the call and its backward pass.
+    watch = KernelWatch(SILU_KERNELS, profile=True)
+    ran: set[str] = set()  # torch's SiLU modules that ran, made on the fly or not
+    hook = nn.modules.module.register_module_forward_pre_hook(
+        lambda m, args: ran.add(type(m).__name__) if isinstance(m, nn.SiLU) else None)
     try:
-        with watch:
-            y = fn(x)
+        try:
+            with watch:
+                y = fn(x)
+        finally:
+            hook.remove()
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"{symbol} returned {type(y).__name__}, not a tensor")
+        result["silu_graph"] = [node for node, _ in graph_kernels(y, SILU_KERNELS)]
         result["shape_ok"] = list(y.shape) == list(x.shape)
+        grad = None
+        if y.requires_grad:
+            with watch:
+                (grad,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
         want = x * torch.sigmoid(x)
-        (grad,) = torch.autograd.grad(y.sum(), x, allow_unused=True) if y.requires_grad else (None,)
         (want_grad,) = torch.autograd.grad(want.sum(), x)
         result["max_error"] = float((y.detach().double() - want.detach()).abs().max()) if result["shape_ok"] else None
         result["grad_error"] = float((grad - want_grad).abs().max()) if grad is not None and result["shape_ok"] else None
@@ -66,9 +65,15 @@ def activation(symbol: str, seed: int = 0) -> dict:
         result["inplace_changed_input"] = False
     except BaseException as exc:
         result["error"] = failures.describe(exc, "forward")
-    result["silu_calls"] = watch.calls
+    # Each sighting: the kernel, the route the code spelled (when the function layer saw it),
+    # the student's line, and which layer saw it (function, dispatch, profiler).
+    result["silu_routes"] = watch.calls
+    result["silu_calls"] = len(watch.calls)
+    result["silu_kernels"] = sorted(f"aten.{k}" for k in SILU_KERNELS
+                                    if watch.python[k] or watch.aten[k] or watch.profiled[k])
+    result["watch_tampered"] = watch.tampered
     modules = [type(m).__name__ for m in fn.modules()] if isinstance(fn, nn.Module) else []
-    result["silu_module"] = "SiLU" in modules
+    result["silu_module"] = "SiLU" in modules or bool(ran)
     return result
 
 

@@ -9,45 +9,20 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from . import anatomy, failures
+from .kernelwatch import KernelWatch, graph_kernels, tamper_calls
 from .probes import _symbol
 
-# torch's own recurrent kernels, as they reach torch's function layer whatever alias or
-# module called them (nn.LSTMCell calls lstm_cell, nn.LSTM calls lstm, torch._VF too).
+# torch's own recurrent kernels (nn.LSTMCell calls lstm_cell, nn.LSTM calls lstm, torch._VF and
+# torch.ops.aten reach the same ones). KernelWatch sees them by kernel, not by Python name.
 BUILTIN_KERNELS = {"lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "lstm", "gru", "rnn_tanh", "rnn_relu",
                    "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell", "quantized_lstm_cell", "quantized_gru_cell",
-                   "mkldnn_rnn_layer", "_cudnn_rnn"}
-
-
-class BuiltinSpy(TorchFunctionMode):
-    """Records calls into torch's recurrent kernels, with the student's line that made them."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls: list[dict] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name in BUILTIN_KERNELS and len(self.calls) < 10:
-            self.calls.append({"kernel": name, "where": _student_line()})
-        return func(*args, **(kwargs or {}))
-
-
-def _student_line() -> str:
-    frame = sys._getframe(2)
-    while frame is not None:
-        for root in failures.ROOTS:
-            if frame.f_code.co_filename.startswith(root.rstrip("/") + "/"):
-                return f"{frame.f_code.co_filename[len(root.rstrip('/')) + 1:]}:{frame.f_lineno}"
-        frame = frame.f_back
-    return ""
+                   "mkldnn_rnn_layer", "_cudnn_rnn", "miopen_rnn", "_lstm_mps"}
 
 
 def _builtin_modules(module: nn.Module) -> list[str]:
@@ -86,7 +61,7 @@ def cell(symbol: str, family: str, seed: int) -> dict:
     """Contract, parameter counts and behaviour of one cell class; stops at the first stage
     the student's code cannot get through and says which."""
     Cell = _symbol(symbol)
-    spy = BuiltinSpy()
+    spy = KernelWatch(BUILTIN_KERNELS, profile=True)  # the profiler sees lstm_cell even with the modes off
     result: dict = {"error": None, "builtin_calls": spy.calls, "builtin_modules": []}
     stage = "construct"
     try:
@@ -110,6 +85,11 @@ def cell(symbol: str, family: str, seed: int) -> dict:
             result["anatomy"] = anatomy.cell_anatomy(Cell, family, seed)
     except BaseException as exc:
         result["error"] = failures.describe(exc, stage)
+    # The autograd graph is the engine's record, for a kernel run where the watch did not look.
+    graph = result.pop("builtin_graph", [])
+    if not spy.calls:
+        spy.calls += [{"kernel": k, "route": None, "where": "", "by": "graph", "node": n} for n, k in graph]
+    spy.calls += tamper_calls(spy)
     return result
 
 
@@ -177,6 +157,7 @@ def _behaviour(Cell, result: dict, seed: int) -> None:
     c.train()
     params = dict(c.named_parameters())
     loss = sum(_flat(s).sum() for s in _run(c, xs[:4]))
+    result["builtin_graph"] = graph_kernels(loss, BUILTIN_KERNELS)
     loss.backward()
     result["no_gradient"] = [n for n, p in params.items() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
     result["nonfinite_gradient"] = [n for n, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
@@ -186,14 +167,14 @@ def memory(symbol: str, family: str, seed: int) -> dict:
     from .memory_task import memory_task
 
     Cell = _symbol(symbol)
-    spy = BuiltinSpy()
+    spy = KernelWatch(BUILTIN_KERNELS)  # no profiler: it would record every op of the training
     try:
         with spy:
             outcome = memory_task(lambda i, h: Cell(i, h, True), seed=seed)
         outcome["error"] = None
     except BaseException as exc:
         outcome = {"error": failures.describe(exc, "train")}
-    outcome["builtin_calls"] = spy.calls
+    outcome["builtin_calls"] = spy.calls + tamper_calls(spy)
     return outcome
 
 

@@ -1,0 +1,170 @@
+"""Who student code runs as, and how everything it started is found and ended.
+
+As root the worker runs as a host uid of its own: 2,000,000,000 plus the scorer's pid, so
+two graders running at once never share one, the uid is in no passwd file, owns no file
+outside the run, and is never mapped to root. Every process of that uid is the
+submission's, so `kill(-1)` as that uid ends all of them at once (Linux takes the task
+list lock, so a fork cannot slip past it). Without root the uid cannot change; bubblewrap's
+namespaces do that work, and process-only isolation says what it cannot promise.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+UID_BASE = 2_000_000_000
+PR_SET_CHILD_SUBREAPER = 36
+SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable folders a uid can leave files in
+
+
+def sandbox_uid() -> int:
+    """$DLGRADE_SANDBOX_UID, else one derived from this process, unique among live graders."""
+    value = os.environ.get("DLGRADE_SANDBOX_UID", "")
+    if value.isdigit() and 0 < int(value) < 2 ** 31:
+        return int(value)
+    return UID_BASE + os.getpid()
+
+
+def can_switch() -> bool:
+    return os.geteuid() == 0
+
+
+def drop_to(uid: int):
+    """A preexec step: no supplementary groups, then gid, then uid (which clears root's capabilities)."""
+
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            os._exit(121)
+
+    return drop
+
+
+def become_subreaper() -> bool:
+    """Processes the submission double-forks come back to this process, not to init, so they
+    can be found and ended before results are written."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids whose real or effective uid is `uid` (from status: a process that makes itself
+    undumpable has /proc/PID owned by root, so the folder's owner is not enough)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as f:
+                line = next((raw for raw in f if raw.startswith(b"Uid:")), b"")
+        except OSError:
+            continue
+        if str(uid).encode() in line.split()[1:3]:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_uid(uid: int, rounds: int = 20) -> bool:
+    """SIGKILL every process of `uid`, from a child that becomes it; True when none is left."""
+    for _ in range(rounds):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                drop_to(uid)()
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        reap_orphans()
+        deadline = time.monotonic() + 2
+        while processes_of(uid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            reap_orphans()
+        if not processes_of(uid):
+            return True
+    return False
+
+
+def reap_orphans(pids: set[int] | None = None) -> None:
+    """Collect exit statuses of adopted processes (this process is their subreaper), only
+    zombies, and only those in `pids` when given, so no Popen of ours loses its status."""
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or (pids is not None and int(entry.name) not in pids):
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(b")") + 2:].split()
+        if fields[0] == b"Z" and int(fields[1]) == me:
+            try:
+                os.waitpid(int(entry.name), os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def runs_python(uid: int, python: str, timeout: float = 60) -> tuple[bool, str]:
+    """Whether `uid` can start the grading interpreter and import the worker, and if not why."""
+    try:
+        probe = subprocess.run([python, "-I", "-c", "import grader.worker"], capture_output=True, timeout=timeout,
+                               preexec_fn=drop_to(uid), cwd="/", env={"PATH": "/usr/bin:/bin"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    tail = probe.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    return probe.returncode == 0, tail[0][:300]
+
+
+def remove_files_of(uid: int, folders=SHARED_SCRATCH) -> list[str]:
+    """Delete what `uid` left in world-writable folders (only top-level entries it owns;
+    what is inside them is its own). Returns what was removed."""
+    from .tree import remove
+
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries[:100_000]:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid != uid:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                remove(Path(entry.path))
+            else:
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    continue
+            removed.append(entry.path)
+    return removed
+
+
+def children_of(parent: int) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if int(data[data.rindex(b")") + 2:].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
