@@ -75,6 +75,10 @@ def command(run_dir: Path, python: str, way: str, uid: int, device: str = "cpu",
     args += ["--proc", "/proc", "--dev", "/dev"]
     for folder in EMPTY:
         args += ["--tmpfs", folder]
+    # /tmp gets a small tmpfs of its own, since the run folder (or the venv) may live under
+    # the host's /tmp; it is mounted before them, so it does not cover their binds.
+    # TMPDIR points into the run folder, so real code writes there.
+    args += ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     made: set[str] = set()
     for path in interpreter_paths(python):
         args += _parents(path, made) + ["--ro-bind", path, path]
@@ -84,9 +88,6 @@ def command(run_dir: Path, python: str, way: str, uid: int, device: str = "cpu",
         args += ["--ro-bind", "/sys", "/sys"]
         for dev in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind", str(dev), str(dev)]
-    # /tmp gets a small tmpfs of its own, since the run folder itself may live under the
-    # host's /tmp; TMPDIR points into the run folder, so real code writes there.
-    args += ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     for name, target in (("tmp", "/var/tmp"), ("shm", "/dev/shm")):
         args += ["--bind", f"{run}/{name}", target]
     args += _parents(run, made) + ["--bind", run, run]
