@@ -74,6 +74,14 @@ def refusal_peak_mb(archive: Path) -> tuple[float, float, str]:
     return peak, seconds, verdict
 
 
+def baseline_mb() -> float:
+    """Peak RSS of a fresh process that only imports the intake, for comparison."""
+    done = subprocess.run([sys.executable, "-c", "import resource; from grader import intake; "
+                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
+                          capture_output=True, text=True)
+    return float(done.stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -91,7 +99,7 @@ def main() -> None:
         size = archive.stat().st_size / 1e6
     print(f"\n1,000,000-entry zip ({size:.0f} MB): {verdict}")
     print(f"  peak RSS of the staging process {peak:.1f} MB, {seconds * 1000:.1f} ms "
-          f"(python alone: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB here)")
+          f"(the same process importing the intake only: {baseline_mb():.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Who student code runs as, and how everything it started is found and ended.
 
-As root the worker runs as a host uid of its own: 2,000,000,000 plus the scorer's pid, so
-two graders running at once never share one, the uid is in no passwd file, owns no file
-outside the run, and is never mapped to root. Every process of that uid is the
+As root the worker runs as a host uid of its own, made of the scorer's pid and a serial
+number, so no two sandboxes alive at once share one (two graders, or two grades in one
+process). The uid is in no passwd file, owns no file outside the run, and is never mapped
+to root. The range sits above SSSD's default id range (up to 2,000,200,000) and below
+2**31, which some tools read as signed. Every process of that uid is the
 submission's, so `kill(-1)` as that uid ends all of them at once (Linux takes the task
 list lock, so a fork cannot slip past it). Without root the uid cannot change; bubblewrap's
 namespaces do that work, and process-only isolation says what it cannot promise.
@@ -10,6 +12,7 @@ namespaces do that work, and process-only isolation says what it cannot promise.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import signal
 import stat
@@ -17,17 +20,25 @@ import subprocess
 import time
 from pathlib import Path
 
-UID_BASE = 2_000_000_000
+UID_BASE = 2_000_300_000
+SLOTS = 32  # sandboxes one process may hold at once
+_serial = itertools.count()
 PR_SET_CHILD_SUBREAPER = 36
 SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable folders a uid can leave files in
 
 
-def sandbox_uid() -> int:
-    """$DLGRADE_SANDBOX_UID, else one derived from this process, unique among live graders."""
+def sandbox_uid(serial: int = 0) -> int:
+    """$DLGRADE_SANDBOX_UID (then one grader at a time), else one derived from this process
+    and `serial`, unique among live sandboxes: pids are below 2**22."""
     value = os.environ.get("DLGRADE_SANDBOX_UID", "")
     if value.isdigit() and 0 < int(value) < 2 ** 31:
         return int(value)
-    return UID_BASE + os.getpid()
+    return UID_BASE + (os.getpid() % (1 << 22)) * SLOTS + serial % SLOTS
+
+
+def next_uid() -> int:
+    """A uid for a new sandbox of this process."""
+    return sandbox_uid(next(_serial))
 
 
 def can_switch() -> bool:
@@ -58,18 +69,22 @@ def become_subreaper() -> bool:
 
 
 def processes_of(uid: int) -> list[int]:
-    """Pids whose real or effective uid is `uid` (from status: a process that makes itself
-    undumpable has /proc/PID owned by root, so the folder's owner is not enough)."""
+    """Living pids whose real or effective uid is `uid` (from status: a process that makes
+    itself undumpable has /proc/PID owned by root, so the folder's owner is not enough).
+    Zombies are left out: they are already dead, and only their parent can clear them."""
     found = []
+    wanted = str(uid).encode()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/status", "rb") as f:
-                line = next((raw for raw in f if raw.startswith(b"Uid:")), b"")
+                lines = f.read(4096).splitlines()
         except OSError:
             continue
-        if str(uid).encode() in line.split()[1:3]:
+        state = next((line.split()[1:2] for line in lines if line.startswith(b"State:")), [b"?"])
+        ids = next((line.split()[1:3] for line in lines if line.startswith(b"Uid:")), [])
+        if wanted in ids and state != [b"Z"]:
             found.append(int(entry.name))
     return found
 

@@ -125,7 +125,7 @@ class Sandbox:
         self.isolation = choose_isolation(config.isolation, config.python)
         self.way = bwrap.usable_way(config.python) if self.isolation == "bwrap" else None
         # The uid student code runs as, where this process may choose one (root).
-        self.uid = identity.sandbox_uid() if identity.can_switch() and self.isolation in ("bwrap", "user") else None
+        self.uid = identity.next_uid() if identity.can_switch() and self.isolation in ("bwrap", "user") else None
         self.peak_tree_mb = 0.0
         self.starts = 0
         self._proc: subprocess.Popen | None = None
@@ -136,6 +136,7 @@ class Sandbox:
         self._watch_stop = threading.Event()
         self._buffer = b""
         self._children_before: set[int] = set()
+        self._kill_lock = threading.Lock()  # one kill at a time: the watchdog's must end before a new worker starts
         self.over_quota: str | None = None
         self.progress: dict | None = None  # the last progress report of the call under way
         self.output = Capture(LOG_LIMIT)  # what the student's code prints, kept in memory, head and tail
@@ -189,7 +190,8 @@ class Sandbox:
         if self._proc is None:
             return
         self._watch_stop.set()
-        self._kill(self._proc)
+        with self._kill_lock:
+            self._kill(self._proc)
         if self._cgroups is not None:
             self._cgroups.remove()
         for fd in (self._requests, self._replies):
@@ -361,9 +363,9 @@ class Sandbox:
     def _pids(self, proc: subprocess.Popen) -> list[int]:
         """Every process of the submission: by uid where it has its own, else the worker's
         tree and whatever this process adopted as their subreaper."""
-        if self.uid is not None and self.isolation == "user":
-            return identity.processes_of(self.uid)
         pids = process_tree(proc.pid)
+        if self.uid is not None:  # the uid is this sandbox's alone: nothing of another grade is counted
+            return pids + [p for p in identity.processes_of(self.uid) if p not in pids]
         for orphan in set(identity.children_of(os.getpid())) - self._children_before - {proc.pid}:
             pids += process_tree(orphan)
         return pids
@@ -383,8 +385,10 @@ class Sandbox:
                 self.over_quota = self.folder.over_quota()
                 why = "disk" if self.over_quota else None
             if why:
-                self._killed_for = why
-                self._kill(proc)
+                with self._kill_lock:
+                    if not stop.is_set():  # the worker it watched may already be gone, and a new one started
+                        self._killed_for = why
+                        self._kill(proc)
                 return
 
     def _kill(self, proc: subprocess.Popen) -> None:
@@ -401,7 +405,7 @@ class Sandbox:
             except (ProcessLookupError, PermissionError):
                 pass
             if self.uid is not None:
-                identity.kill_uid(self.uid)
+                identity.kill_uid(self.uid, rounds=2)
             try:
                 proc.wait(timeout=2)
             except subprocess.TimeoutExpired:

@@ -149,8 +149,10 @@ print("IDS", os.getuid(), os.geteuid(), os.getgid(), os.getgroups())
 print("STATUS", open("/proc/self/status").read().split("CapEff:")[1].split()[0])
 '''
     report = grade(write_submission(tmp_path, probe + plain_source()), "alexnet.construct.nc4", limits=FAST)
-    uid = identity.sandbox_uid()
-    assert f"IDS {uid} {uid} {uid} []" in report.student_output
+    ids = next(line for line in report.student_output.splitlines() if line.startswith("IDS")).split(maxsplit=4)
+    uid = int(ids[1])
+    assert identity.UID_BASE <= uid < 2 ** 31 and ids[1:] == [str(uid)] * 3 + ["[]"]
+    assert (uid - identity.UID_BASE) // identity.SLOTS == os.getpid() % (1 << 22)  # this grader's own range
     assert "STATUS 0000000000000000" in report.student_output  # no capabilities at all
     assert report.checks[0].passed
 
@@ -248,3 +250,18 @@ def test_the_worker_refuses_to_run_as_root():
     done = subprocess.run([sys.executable, "-I", "-m", "grader.worker"], env={"DLGRADE_FDS": "0,1"},
                           capture_output=True, timeout=60)
     assert done.returncode == 122
+
+
+def test_tmp_is_mounted_before_what_lies_under_it():
+    """A venv or run folder under /tmp (a CI clone, the runs folder itself) stays visible:
+    the sandbox's own /tmp is mounted first, then the binds go on top of it."""
+    from grader import bwrap
+
+    args = bwrap.command(Path("/tmp/dlgrade-runs-0/run-x/sandbox"), sys.executable, "rootns", 12345)
+    tmp = next(i for i in range(len(args) - 1) if args[i] == "--tmpfs" and args[i + 1] == "/tmp")
+    binds = [i for i in range(len(args) - 2) if args[i] in ("--bind", "--ro-bind")
+             and (args[i + 2] in bwrap.interpreter_paths(sys.executable) or args[i + 2].startswith("/tmp/"))]
+    assert binds and all(tmp < i for i in binds)
+    assert args[args.index("--remount-ro") + 1] == "/" and args[-1] == "--"
+    assert "--unshare-user" not in args and "--uid" not in args  # root never maps the sandbox to root
+    assert args[args.index("--cap-add") + 1] == "CAP_SETUID"
