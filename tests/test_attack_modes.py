@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import REPO, plain_source, require_env, write_submission
+from gradekit import REPO, plain_source, require_env, running, write_submission
 from grader import identity, tree
 from grader.sandbox import bwrap_works
 
@@ -57,18 +57,6 @@ for sig in (signal.SIGSTOP, signal.SIGKILL):
         print("NOSIGNAL", sig, type(exc).__name__)
 '''
 OTHER_UID_BASE = 2_140_000_000  # an ordinary user for the modes that run without root, above the sandboxes' range
-
-
-def _running(marker: str) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry.name}/cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def _reachable() -> bool:
@@ -136,7 +124,7 @@ def test_hostile_submission_in_every_mode(mode, workspace):
         "".join(t.get("output", "") for t in results.get("tests", []))
     assert done.returncode == 0, done.stderr[-3000:]
     assert results["score"] <= HONEST
-    assert _running(MARKER) == [], f"{mode}: the daemon outlived the grade"
+    assert running(MARKER) == [], f"{mode}: the daemon outlived the grade"
     printed = html.unescape((out / "report.html").read_text())  # the student's output is in the report
     assert "SECRET" not in done.stdout + output + printed
     assert "ESCAPED" not in printed

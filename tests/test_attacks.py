@@ -6,7 +6,6 @@ exists only for users who are not root, so as root its tests assert the refusal 
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,24 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import REPO, by_id, grade, plain_source, write_submission
+from gradekit import REPO, grade, plain_source, running, write_submission
 from grader import api, identity, sandbox
 from grader.sandbox import IsolationRefused
 
 FAST = {"probe_seconds": 25, "import_seconds": 90}
 HONEST = 0.5  # alexnet.construct.nc4's points, which the plain submission earns
-
-
-def _running(marker: str) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry.name}/cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 @pytest.fixture
@@ -137,7 +124,7 @@ def test_hostile_submission_under_bubblewrap(tmp_path, secrets, bwrap_required, 
     assert report.grader_error is None
     assert report.environment["run folder limits"].endswith("(kernel (tmpfs))")
     assert not Path("/dev/shm/dlgrade-attack-fill").exists() and not (REPO / "reference" / "dlgrade-attack-fill").exists()
-    assert _running(marker) == []
+    assert running(marker) == []
     assert os.listdir(private_runs) == []  # the 1,500-deep tree and the run folder are gone
 
 
@@ -225,10 +212,10 @@ def test_a_uid_of_its_own_loses_nothing_it_started(tmp_path):
     child = subprocess.run(["/bin/sh", "-c", script], preexec_fn=identity.drop_to(uid), capture_output=True, timeout=30)
     assert child.stdout.strip() == b"started"
     time.sleep(0.3)
-    sleepers = set(_running(marker)) & set(identity.processes_of(uid))
+    sleepers = set(running(marker)) & set(identity.processes_of(uid))
     assert len(sleepers) == 2
     assert identity.kill_uid(uid)
-    assert not sleepers & set(_running(marker)) and identity.processes_of(uid) == []
+    assert not sleepers & set(running(marker)) and identity.processes_of(uid) == []
     removed = identity.remove_files_of(uid)
     assert f"/dev/shm/dlgrade-left-{uid}" in removed and f"/tmp/dlgrade-left-{uid}" in removed
     assert not Path(f"/dev/shm/dlgrade-left-{uid}").exists() and not Path(f"/tmp/dlgrade-left-{uid}").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import REPO, by_id, grade, mutate, plain_source, write_submission
+from gradekit import REPO, by_id, grade, mutate, plain_source, running, write_submission
 from grader import api
 from grader.results import Status
 
@@ -130,18 +130,6 @@ except OSError as exc:
     assert "NETWORK-BLOCKED" in report.student_output
 
 
-def _processes_running(marker: str) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry.name}/cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def test_process_flood_is_contained_and_cleaned_up(tmp_path):
     marker = "61.2345"  # an unusual sleep duration marks the flood's processes
     flood = f'''
@@ -162,7 +150,7 @@ except OSError as exc:
     # watchdog stopped the worker; in both cases nothing is left running.
     assert construct.passed and "FLOOD-STOPPED" in report.student_output or "more than 256 processes" in construct.message
     time.sleep(1)
-    assert _processes_running(marker) == []
+    assert running(marker) == []
 
 
 def test_results_json_is_written_even_when_everything_fails(tmp_path):
