@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .limits import process_table
+
 UID_BASE = 2_000_300_000
 SLOTS = 32  # sandboxes one process may hold at once
 _serial = itertools.count()
@@ -114,18 +116,10 @@ def reap_orphans(pids: set[int] | None = None) -> None:
     """Collect exit statuses of adopted processes (this process is their subreaper), only
     zombies, and only those in `pids` when given, so no Popen of ours loses its status."""
     me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or (pids is not None and int(entry.name) not in pids):
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rindex(b")") + 2:].split()
-        if fields[0] == b"Z" and int(fields[1]) == me:
+    for pid, (state, ppid) in process_table().items():
+        if state == b"Z" and ppid == me and (pids is None or pid in pids):
             try:
-                os.waitpid(int(entry.name), os.WNOHANG)
+                os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
 
@@ -171,15 +165,4 @@ def remove_files_of(uid: int, folders=SHARED_SCRATCH) -> list[str]:
 
 
 def children_of(parent: int) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        if int(data[data.rindex(b")") + 2:].split()[1]) == parent:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, (_, ppid) in process_table().items() if ppid == parent]

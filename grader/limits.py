@@ -116,9 +116,9 @@ def effective_cpus() -> int:
     return max(1, count)
 
 
-def process_tree(root: int) -> list[int]:
-    """`root` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
+def process_table() -> dict[int, tuple[bytes, int]]:
+    """Every process on the machine: pid -> (state, parent pid), from /proc/PID/stat."""
+    table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -127,8 +127,16 @@ def process_tree(root: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+        fields = stat[stat.rindex(b")") + 2:].split()  # the name may hold spaces and brackets
+        table[int(entry.name)] = (fields[0], int(fields[1]))
+    return table
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid) in process_table().items():
+        children.setdefault(ppid, []).append(pid)
     found, todo = [], [root]
     while todo:
         pid = todo.pop()

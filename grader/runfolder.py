@@ -66,9 +66,6 @@ class RunFolder:
                 return "a folder the grader was not allowed to measure"
         return None
 
-    def hand_to(self, uid: int) -> None:
-        self.hand_over(self.path, uid)
-
     @staticmethod
     def hand_over(folder: Path, uid: int) -> None:
         """The sandbox's uid owns the folder and what is in it; the folders above let it pass, not list."""
@@ -80,10 +77,6 @@ class RunFolder:
             os.lchown(path, uid, uid)
             if path.is_dir() and not path.is_symlink():
                 stack.extend(path.iterdir())
-
-    def close(self) -> None:
-        release(self.path)
-        self.mounted = False
 
 
 def release(path: Path) -> None:

@@ -144,10 +144,7 @@ class Sandbox:
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
         if self.uid is not None:
             identity.kill_uid(self.uid)  # a uid that owns nothing: not even a process
-            if folder is not None:
-                folder.hand_to(self.uid)
-            else:
-                RunFolder.hand_over(run_dir, self.uid)
+            RunFolder.hand_over(run_dir, self.uid)
         identity.become_subreaper()
 
     # ------------------------------------------------------------------ lifecycle
