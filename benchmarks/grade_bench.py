@@ -41,6 +41,7 @@ def main() -> int:
         wall = time.monotonic() - started
         runs.append({"wall_s": round(wall, 2), "score": report.score, "max_score": report.max_score,
                      "worker_tree_peak_mb": report.timings.get("peak_tree_mb", 0.0),
+                     "verifier_peak_mb": report.timings.get("verifier_peak_mb", 0.0),
                      "scorer_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                      "timings": report.timings, "environment": report.environment})
     best = min(runs, key=lambda r: r["wall_s"])
@@ -50,8 +51,12 @@ def main() -> int:
     for i, run in enumerate(runs, 1):
         print(f"  run {i}: {run['wall_s']:.1f} s wall, score {run['score']:g} / {run['max_score']:g}, "
               f"worker peak {run['worker_tree_peak_mb']:,.0f} MB, scorer peak {run['scorer_peak_mb']:,.0f} MB")
-    print(f"whole grade: {best['wall_s']:.1f} s wall; peak memory {best['worker_tree_peak_mb'] + best['scorer_peak_mb']:,.0f} MB "
-          f"(worker tree {best['worker_tree_peak_mb']:,.0f} + scorer {best['scorer_peak_mb']:,.0f})")
+    peak = best['worker_tree_peak_mb'] + best['verifier_peak_mb'] + best['scorer_peak_mb']
+    print(f"whole grade: {best['wall_s']:.1f} s wall; peak memory at most {peak:,.0f} MB "
+          f"(worker tree {best['worker_tree_peak_mb']:,.0f} + verifier {best['verifier_peak_mb']:,.0f} "
+          f"+ scorer {best['scorer_peak_mb']:,.0f}, each at its own peak)")
+    print(f"models measured by the verifier: {timings.get('models_exported', 0)}; "
+          f"inside the submission's process: {timings.get('models_inside', 0)}")
     print(f"{'probe':<38} {'seconds':>8} {'peak MB':>9}  checks")
     by_probe: dict[str, list[str]] = {}
     for check_id, probe in timings.get("checks", {}).items():
@@ -59,7 +64,7 @@ def main() -> int:
     load = timings.get("load", {})
     print(f"{'start worker + import submission':<38} {load.get('seconds', 0):>8.2f} {load.get('peak_mb', 0):>9,.0f}")
     for probe, figures in timings.items():
-        if probe in ("load", "checks", "peak_tree_mb"):
+        if probe in ("load", "checks", "peak_tree_mb", "verifier_peak_mb", "models_exported", "models_inside"):
             continue
         ids = by_probe.get(probe, [])
         kinds = sorted({i.split(".")[1] if i.count(".") >= 2 else i.split(".")[-1] for i in ids})

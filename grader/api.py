@@ -95,6 +95,7 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     finally:
         if not os.environ.get("DLGRADE_KEEP_RUNS"):  # kept: the run's tmpfs stays mounted for a look
             release(run_root / "sandbox")  # the capped tmpfs, if one was mounted
+            release(run_root / "verifier")
             tree.remove(run_root)  # student code decides how deep it is; shutil.rmtree recurses
     report.seconds = round(time.monotonic() - started, 2)
     return report
@@ -274,6 +275,9 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
                                    "Only what was defined before that line was graded.")
         for skipped in loaded.get("skipped", []):
             report.note("info", f"{name}: {_skipped_text(skipped, plan.line_maps.get(rel))}")
+    for (symbol, suffix), why in facts.measured_inside.items():
+        report.note("warning", f"{symbol}{f' ({suffix})' if suffix else ''} was {why}. Its verdicts rest on what "
+                               "that process reported, so they are marked for the course staff.")
     for text in facts.hazards:
         report.note("warning", runner.localize(text))  # "module.py:LINE" of a notebook -> its cell
     for symbol, info in (facts.load or {}).get("symbols", {}).items():
@@ -346,6 +350,9 @@ def _timings(facts, checks: list[Check]) -> dict:
         out["/".join(map(str, key))] = {"seconds": outcome.seconds, "peak_mb": outcome.peak_mb}
     out["checks"] = {c.check_id: "/".join(map(str, probe_key(c))) for c in checks if probe_key(c)}
     out["peak_tree_mb"] = facts.peak_tree_mb
+    out["verifier_peak_mb"] = facts.verifier_peak_mb
+    out["models_exported"] = facts.models_exported
+    out["models_inside"] = len(facts.measured_inside)
     return out
 
 

@@ -44,6 +44,11 @@ class Facts:
     displays: dict[str, str] = field(default_factory=dict)  # module path -> the name the student knows
     unresolved: dict[str, str] = field(default_factory=dict)  # symbol -> why no file was found for it
     handoffs: dict[str, dict] = field(default_factory=dict)  # task id -> grader.handoff.Handoff.as_dict(), from the source
+    # (model symbol, variant suffix) -> why its facts were measured inside the submission's
+    # process (export stopped); every other model was measured by grader.verifier.
+    measured_inside: dict[tuple, str] = field(default_factory=dict)
+    models_exported: int = 0  # models the verifier measured from an artefact
+    verifier_peak_mb: float = 0.0  # the verifier's process tree, at its peak
 
     def symbol(self, name: str) -> dict:
         if not self.load:

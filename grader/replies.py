@@ -176,6 +176,11 @@ RESULTS = {
     "candidates": {"candidates": [CANDIDATE], "error": Maybe(Text(2_000))},
     "kernels": {"calls": [{"name": NAME, "shape": [INT], "matches": Maybe(INT)}], "images": [FILE],
                 "conv_shapes": [[INT]], "made_folders": [Text(300)]},
+    # grader.worker.export: where the artefact is, or why there is none
+    "export": {"artefact": Maybe(Text(300)), "constructed": bool, "class_name": Maybe(NAME)},
+    # grader.verifier.measure: the trace and behaviour facts, from the artefact
+    "verify": {"trace": Need({"rows": [ROW], "params_total": INT, "output_shape": [INT], "constructed": bool}),
+               "behaviour": Need({"device": Maybe(Text(20))})},
     "activations": {"images": [{"name": Need(NAME), "synthetic": bool, "layers": [IMAGE_LAYER]}],
                     "unreadable": [Text(300)]},
 }

@@ -19,6 +19,7 @@ from .facts import Facts, ProbeOutcome
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
 from .sourcescan import FORBIDDEN, SILU, builtin_uses
+from .verifying import INSIDE, Verifier
 
 MAX_STARTS = 6  # the first worker and five replacements
 _LOCATION = re.compile(r"(?P<file>[\w./-]+\.py):(?P<line>\d+)")
@@ -82,6 +83,11 @@ class Runner:
         self.modules = modules
         self.device = device
         self.deadline = deadline
+        # Made before the worker's uid is given the folder: writing the artefact then needs
+        # no new files, so a submission that used up its folder's file count still exports.
+        (run_dir / "artefacts" / "model").mkdir(parents=True, exist_ok=True)
+        for name in ("manifest.json", "weights.bin"):
+            (run_dir / "artefacts" / "model" / name).touch()
         self.sandbox = Sandbox(run_dir, config, folder)
         self.displays = displays or {}
         self.line_maps = line_maps or {}
@@ -93,6 +99,8 @@ class Runner:
         self._symbol_crash: dict[str, str] = {}
         self._aliases: dict[str, tuple[str, str]] = {}  # rubric symbol -> (module, the student's name) picked
         self._no_args: set[str] = set()  # picked symbols that build only with their own defaults
+        self._config = config
+        self.verifier: Verifier | None = None  # measures models from artefacts; made when a check needs it
 
     # ------------------------------------------------------------------ public
 
@@ -106,6 +114,9 @@ class Runner:
         rank = {"trace": 0, "activation": 1, "penalty": 1, "cell": 1, "sentiment": 2, "generation": 2, "behaviour": 3,
                 "memory": 4, "writer": 4, "kernels": 5, "activations": 5}
         order = sorted(plan, key=lambda k: rank[k[0]])
+        if any(k[0] in ("trace", "behaviour") for k in plan):
+            self.verifier = Verifier(self.sandbox.run_dir.parent / "verifier", self._config)
+            self.verifier.launch()  # its imports overlap the worker's
         try:
             used = {c.task.params.get("model") for c in checks if c.task is not None}
             for model in self.rubric.models:
@@ -115,9 +126,13 @@ class Runner:
                 if model.pick and first is not None:
                     self._pick(first)
             for key in order:
-                self.facts.probes[key] = self._run(key, plan[key])
+                if key not in self.facts.probes:  # a model's export answers its trace and behaviour at once
+                    self.facts.probes[key] = self._run(key, plan[key])
         finally:
             self.sandbox.stop()
+            if self.verifier is not None:
+                self.verifier.stop()
+                self.facts.verifier_peak_mb = round(self.verifier.sandbox.peak_tree_mb, 1)
         for key, outcome in self.facts.probes.items():
             if key[0] == "kernels" and outcome.result:
                 self._collect_images(key[1], outcome.result)
@@ -152,6 +167,10 @@ class Runner:
             return ProbeOutcome(skipped=self.facts.load_problem)
         remaining = self.deadline - time.monotonic()
         timeout = min(self.rubric.limits.probe_seconds, max(remaining, MIN_PROBE_SECONDS))
+        if key[0] in ("trace", "behaviour") and (key[1], key[2]) not in self.facts.measured_inside:
+            verified = self._export(key, check, timeout)
+            if verified is not None:
+                return verified
         op, args, what = self._request(key, check)
         if op == "writer":
             args["budget_seconds"] = timeout  # the writer skips its optional runs when slow
@@ -170,6 +189,45 @@ class Runner:
         else:
             outcome.error = self.localize(reply.error)
         return outcome
+
+    def _export(self, key: tuple, check: Check, timeout: float) -> ProbeOutcome | None:
+        """The model's trace and behaviour, measured by the verifier from an exported graph.
+        None when export stopped: then the worker measures it, and the verdicts say so."""
+        _, symbol, suffix = key
+        model, variant = check.model, check.variant
+        args, kwargs = self._call_args(model, variant)
+        training = dataclasses.asdict(model.training or self.rubric.training)
+        who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
+        try:
+            reply = self.sandbox.call("export", {"symbol": symbol, "args": args, "kwargs": kwargs,
+                                                 "input": list(model.input), "batch": int(training["batch"]),
+                                                 "seed": int(training["seed"]),
+                                                 "folder": str(self.sandbox.run_dir / "artefacts" / "model")},
+                                      timeout, f"building and exporting {who}")
+        except WorkerCrashed as crash:
+            self._symbol_crash[symbol] = crash.detail
+            return ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
+        self.facts.add_hazards(reply.notes)
+        error = self.localize(reply.error if not reply.ok else reply.result.get("error"))
+        if error and error.get("stage") == "construct":
+            outcome = ProbeOutcome(result={"constructed": False, "rows": [], "error": error}, seconds=reply.seconds)
+            self.facts.probes[("behaviour", symbol, suffix)] = ProbeOutcome(result={"error": error})
+            self.facts.probes[("trace", symbol, suffix)] = outcome
+            return outcome if key[0] == "trace" else self.facts.probes[key]
+        if error or not reply.ok or not reply.result.get("artefact"):
+            self.facts.measured_inside[(symbol, suffix)] = _export_stopped(error)
+            return None
+        request = {"num_classes": variant.num_classes, "device": self.device if self.device != "auto" else "cpu",
+                   "training": training}
+        trace, behaviour = self.verifier.measure(self.sandbox.run_dir, ("artefacts", "model"), request, timeout,
+                                                 f"checking the exported {who}")
+        trace.seconds += reply.seconds
+        trace, behaviour = ProbeOutcome(**{**vars(trace), "result": self.localize(trace.result)}), \
+            ProbeOutcome(**{**vars(behaviour), "result": self.localize(behaviour.result)})
+        self.facts.probes[("trace", symbol, suffix)] = trace
+        self.facts.probes[("behaviour", symbol, suffix)] = behaviour
+        self.facts.models_exported += 1
+        return trace if key[0] == "trace" else behaviour
 
     def localize(self, data):
         """Point at notebook cells, not at the module generated from them.
@@ -437,6 +495,21 @@ class Runner:
         return "behaviour", {"symbol": symbol, "args": args, "kwargs": kwargs, "input": list(model.input),
                              "num_classes": variant.num_classes, "device": self.device,
                              "training": dataclasses.asdict(model.training or self.rubric.training)}, f"running and training {who}"
+
+
+def _export_stopped(error: dict | None) -> str:
+    """Why the model was measured in the submission's process, pointing at the student's line."""
+    if not error:
+        return f"{INSIDE}: the model could not be exported"
+    where = f" at {error['file']} line {error['line']}" if error.get("file") and error.get("line") else ""
+    if error.get("cell"):
+        where = f" at {error['file']} cell {error['cell']}, line {error['line']}"
+    first = str(error.get("message", "")).strip().split("\n")[0][:300]
+    kind = str(error.get("type", "error"))
+    if "DataDependent" in kind or "data-dependent" in first:
+        return (f"{INSIDE}: forward decides something from a tensor's values{where} (an if on a tensor, .item() "
+                f"or .tolist()), which torch.export cannot capture")
+    return f"{INSIDE}: torch.export could not capture forward{where} ({kind}: {first})"
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

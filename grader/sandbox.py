@@ -118,8 +118,10 @@ def lost_protections(isolation: str, cgroups: list[str], namespaces: str = "") -
 class Sandbox:
     """One worker process at a time; `start()` again replaces a worker that broke."""
 
-    def __init__(self, run_dir: Path, config: SandboxConfig, folder: RunFolder | None = None):
+    def __init__(self, run_dir: Path, config: SandboxConfig, folder: RunFolder | None = None,
+                 module: str = "grader.worker"):
         self.run_dir = run_dir
+        self.module = module  # the program it runs: the worker, or grader.verifier
         self.config = config
         self.folder = folder  # the run folder's caps; None: none beyond RLIMIT_FSIZE
         self.isolation = choose_isolation(config.isolation, config.python)
@@ -150,12 +152,22 @@ class Sandbox:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, timeout: float) -> dict:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> dict:
+        """The started process's first message, once it has imported what it needs."""
+        hello = self._read_reply(0, timeout, "starting the grading process", "hello")
+        return hello.result
+
+    def launch(self) -> None:
+        """Start the process and return at once: its imports overlap the caller's work."""
         self.stop()
         self.starts += 1
         req_read, req_write = os.pipe()
         rep_read, rep_write = os.pipe()
         env = self._environment(req_read, rep_write)
-        command = [self.config.python, "-I", "-m", "grader.worker"]
+        command = [self.config.python, "-I", "-m", self.module]
         if os.geteuid() == 0 and self.starts == 1:
             Cgroups.sweep()
         self._cgroups = Cgroups(f"dlgrade-{os.getpid()}-{id(self):x}-{self.starts}", self.config.memory_mb) \
@@ -180,8 +192,6 @@ class Sandbox:
         self._killed_for = None
         self._watch_stop = threading.Event()
         threading.Thread(target=self._watch, args=(self._proc, self._watch_stop), daemon=True).start()
-        hello = self._read_reply(0, timeout, "starting the grading process", "hello")
-        return hello.result
 
     def stop(self) -> None:
         if self._proc is None:

@@ -81,9 +81,8 @@ def workspace(tmp_path):
     tree.remove(folder)
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_hostile_submission_in_every_mode(mode, workspace):
-    tmp_path = workspace
+def _grade_in(mode: str, tmp_path: Path, source: str, only: str):
+    """Grade `source` by the CLI in `mode`; (process, results.json, the grader's scratch folder)."""
     as_root, isolation, way, needs_reach = MODES[mode]
     if os.geteuid() != 0:
         pytest.skip("switching between root and an ordinary user needs root")
@@ -92,12 +91,7 @@ def test_hostile_submission_in_every_mode(mode, workspace):
     if needs_reach:
         require_env("DLGRADE_REQUIRE_ALL_MODES", _reachable(),
                     f"other uids cannot start {sys.executable} (it lives in a folder only root may enter)")
-    ta = tmp_path / "ta"
-    ta.mkdir()
-    (ta / "labels.csv").write_text("Id,Label\n1,SECRET\n")
-    (ta / "labels.csv").chmod(0o600)
-    sub = write_submission(tmp_path / "sub", ATTACK.format(reference=str(REPO / "reference" / "cs1678_hw4" / "alexnet.py"),
-                                                           ta=str(ta / "labels.csv"), marker=MARKER) + plain_source())
+    sub = write_submission(tmp_path / "sub", source)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLGRADE_")}
     env["DLGRADE_BWRAP_WAY"] = way
@@ -113,13 +107,43 @@ def test_hostile_submission_in_every_mode(mode, workspace):
         os.chown(scratch, user, user)
         env["HOME"] = str(home)
     command = [sys.executable, "-m", "grader.cli", str(sub), "--assignment", "cs1678-hw4", "--out", str(out),
-               "--only", "alexnet.construct.nc4", "--device", "cpu", "--isolation", isolation]
+               "--only", only, "--device", "cpu", "--isolation", isolation]
     if not as_root:
         out.mkdir()
         os.chown(out, user, user)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=str(tmp_path),
                           start_new_session=True, preexec_fn=None if as_root else identity.drop_to(user))
-    results = json.loads((out / "results.json").read_text())
+    return done, json.loads((out / "results.json").read_text()), scratch
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_forgery_earns_at_most_the_honest_score_in_every_mode(mode, workspace):
+    """The handler-table forgery (tests/test_forgery.py) forces the fall-back to the worker's
+    word and answers for a correct AlexNet; a held check earns nothing, in any mode."""
+    from test_forgery import FORGE, ROUTES, _wrong_source
+
+    facts = json.dumps({"trace": {"constructed": True, "rows": [], "error": None, "params_total": 1},
+                        "behaviour": {"device": "cpu", "error": None}})
+    done, results, _ = _grade_in(mode, workspace, FORGE.format(facts=facts) + ROUTES["handlers"] + _wrong_source(),
+                                 "alexnet.construct.nc4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert results["score"] == 0, results["tests"]
+    (test,) = results["tests"]
+    assert "Held for the course staff" in test["output"] and "measured inside" in test["extra_data"]["measured_inside"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_hostile_submission_in_every_mode(mode, workspace):
+    tmp_path = workspace
+    as_root, isolation, _, _ = MODES[mode]
+    ta = tmp_path / "ta"
+    ta.mkdir()
+    (ta / "labels.csv").write_text("Id,Label\n1,SECRET\n")
+    (ta / "labels.csv").chmod(0o600)
+    done, results, scratch = _grade_in(mode, tmp_path, ATTACK.format(
+        reference=str(REPO / "reference" / "cs1678_hw4" / "alexnet.py"), ta=str(ta / "labels.csv"), marker=MARKER)
+        + plain_source(), "alexnet.construct.nc4")
+    out = tmp_path / "out"
     output = results.get("output", "") + json.dumps(results.get("extra_data", {})) + \
         "".join(t.get("output", "") for t in results.get("tests", []))
     assert done.returncode == 0, done.stderr[-3000:]

@@ -146,9 +146,12 @@ except OSError as exc:
     assert report.grader_error is None
     assert "FLOOD-COMPLETE" not in report.student_output
     construct = report.checks[0]
-    # Either the kernel refused the forks (the module then imports and grades) or the
-    # watchdog stopped the worker; in both cases nothing is left running.
-    assert construct.passed and "FLOOD-STOPPED" in report.student_output or "more than 256 processes" in construct.message
+    # Either the kernel refused the forks (the module then imports, and the model's build,
+    # which needs threads, may find the uid's process count used up: the flood's own cost),
+    # or the watchdog stopped the worker; in every case nothing is left running.
+    stopped = "FLOOD-STOPPED" in report.student_output and \
+        (construct.passed or "ended the grading process" in construct.message)
+    assert stopped or "more than 256 processes" in construct.message
     time.sleep(1)
     assert running(marker) == []
 

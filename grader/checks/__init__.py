@@ -68,12 +68,32 @@ def _failed(check: Check, message: str, tag: str, details: dict) -> CheckResult:
                        message=message, visibility=check.visibility, tags=[f"part-{check.part}", tag], details=details)
 
 
+def _mark_inside(check: Check, facts: Facts, result: CheckResult) -> CheckResult:
+    """A model the verifier could not measure was measured by the worker, in the process the
+    submission controls. A failure stands; a pass is held for the course staff, with what
+    was measured, since that process could have reported anything."""
+    why = facts.measured_inside.get((check.model.symbol, check.variant.suffix)) if check.model is not None else None
+    if not why:
+        return result
+    result.details["measured_inside"] = why
+    result.tags.append("measured-inside-submission")
+    if result.passed:
+        result.details["manual_points"] = result.max_points
+        result.status, result.points = Status.MANUAL, 0.0
+        result.message = (f"Held for the course staff ({result.max_points:g} points): as {why}, this check passed "
+                          f"({result.message}), but the grader cannot confirm what that process reported.")
+        result.hint = ("Make forward exportable and the grader checks it itself: " + result.hint).strip()
+    else:
+        result.hint = f"{result.hint} (Measured inside the submission's process: {why}.)".strip()
+    return result
+
+
 def evaluate(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     if check.kind == "manual":
         return manual(check)
     watched = _Watched(facts)
     try:
-        return _REGISTRY[check.kind](check, watched, rubric)
+        return _mark_inside(check, facts, _REGISTRY[check.kind](check, watched, rubric))
     except Exception as exc:  # costs this one check; the traceback is kept for the staff
         staff = clip("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-12)),
                      STAFF_DETAIL, tail=True)

@@ -85,6 +85,8 @@ def _test(check: CheckResult) -> dict:
         "visibility": check.visibility,
         "extra_data": {"check_id": check.check_id, "part": check.part},
     }
+    if check.details.get("measured_inside"):
+        test["extra_data"]["measured_inside"] = clip(str(check.details["measured_inside"]), 600)
     if check.status is Status.MANUAL:
         test["name"] = f"[Graded by course staff] {check.name}"
         test["extra_data"]["manual_points"] = check.details.get("manual_points", 0)

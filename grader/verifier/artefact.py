@@ -1,0 +1,146 @@
+"""Read an artefact as hostile input: bounded sizes, a strict schema, no pickle.
+
+The manifest is JSON read through grader.protocol's bounded decoder; the weights are one
+file of raw bytes, sliced by the manifest's table and checked against it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import protocol
+
+FORMAT = 1
+MAX_MANIFEST = 8 << 20
+MAX_TENSORS = 5_000
+MAX_DIMS = 8
+DTYPES = {"float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"}
+INPUT_KINDS = {"parameter", "buffer", "constant", "input"}
+
+
+class ArtefactError(ValueError):
+    """The artefact is not one the verifier accepts; the text says what was wrong."""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    target: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+    requires_grad: bool
+
+
+@dataclass
+class Artefact:
+    class_name: str
+    input: tuple[int, ...]
+    batch: dict  # mode -> the batch size its graph was exported at
+    tensors: dict  # target -> torch.Tensor, on the CPU
+    requires_grad: dict  # target -> bool (parameters only)
+    graphs: dict  # mode -> the graph's JSON, parsed by grader.verifier.graph
+
+
+def read(folder: Path, max_bytes: int) -> Artefact:
+    manifest = _manifest(folder / "manifest.json")
+    entries = _entries(manifest.get("tensors"), max_bytes)
+    size = sum(e.nbytes for e in entries)
+    data = _read_exact(folder / "weights.bin", size)
+    tensors = {e.target: _tensor(data, e) for e in entries}
+    shape = manifest.get("input")
+    if not _ints(shape, 1, MAX_DIMS) or any(s <= 0 or s > 4096 for s in shape):
+        raise ArtefactError("the input shape is not a short list of positive sizes")
+    batch = manifest.get("batch")
+    if not isinstance(batch, dict) or set(batch) != {"train", "eval"} or \
+            not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 256 for b in batch.values()):
+        raise ArtefactError("the batch sizes are missing or out of range")
+    graphs = manifest.get("graphs")
+    if not isinstance(graphs, dict) or set(graphs) != {"train", "eval"}:
+        raise ArtefactError("the artefact must hold a train and an eval graph")
+    name = manifest.get("class_name")
+    return Artefact(name[:80] if isinstance(name, str) else "?", tuple(shape), dict(batch), tensors,
+                    {e.target: e.requires_grad for e in entries}, graphs)
+
+
+def _manifest(path: Path) -> dict:
+    raw = _read_exact(path, None, MAX_MANIFEST)
+    try:
+        manifest = protocol.decode(bytes(raw))
+    except ValueError as exc:
+        raise ArtefactError(f"the manifest is not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtefactError("the manifest is not an artefact of this grader's format")
+    return manifest
+
+
+def _entries(table, max_bytes: int) -> list[TensorEntry]:
+    if not isinstance(table, list) or len(table) > MAX_TENSORS:
+        raise ArtefactError("the tensor table is missing or too long")
+    out, offset, seen = [], 0, set()
+    for item in table:
+        if not isinstance(item, dict):
+            raise ArtefactError("a tensor entry is not an object")
+        target, dtype, shape = item.get("target"), item.get("dtype"), item.get("shape")
+        if not isinstance(target, str) or not 0 < len(target) <= 300 or target in seen:
+            raise ArtefactError("a tensor has no name, a long one, or one used twice")
+        if dtype not in DTYPES:
+            raise ArtefactError(f"tensor {target} has a dtype the verifier does not accept: {str(dtype)[:20]}")
+        if not _ints(shape, 0, MAX_DIMS) or any(s < 0 for s in shape):
+            raise ArtefactError(f"tensor {target} has a malformed shape")
+        numel = 1
+        for s in shape:
+            numel *= s
+        nbytes = numel * _itemsize(dtype)
+        if item.get("offset") != offset or item.get("bytes") != nbytes:
+            raise ArtefactError(f"tensor {target}: its bytes do not match its shape and place in the file")
+        offset += nbytes
+        if offset > max_bytes:
+            raise ArtefactError(f"the weights are larger than the {max_bytes >> 20} MB the verifier accepts")
+        seen.add(target)
+        out.append(TensorEntry(target, dtype, tuple(shape), item["offset"], nbytes, item.get("requires_grad") is True))
+    return out
+
+
+def _ints(value, least: int, most: int) -> bool:
+    return isinstance(value, list) and least <= len(value) <= most and \
+        all(isinstance(v, int) and not isinstance(v, bool) and v < 1 << 31 for v in value)
+
+
+def _itemsize(dtype: str) -> int:
+    return {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}.get(dtype, 1)
+
+
+def _read_exact(path: Path, size: int | None, cap: int | None = None) -> bytearray:
+    """A regular file, not reached through a link; exactly `size` bytes (or at most `cap`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ArtefactError(f"{path.name} cannot be opened ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        import stat
+
+        if not stat.S_ISREG(info.st_mode):
+            raise ArtefactError(f"{path.name} is not a regular file")
+        limit = size if size is not None else cap
+        if info.st_size > limit or (size is not None and info.st_size != size):
+            raise ArtefactError(f"{path.name} holds {info.st_size:,} bytes, expected {limit:,}"
+                                + ("" if size is not None else " at most"))
+        data = bytearray(info.st_size)
+        got = f.readinto(data)
+        extra = f.read(1)
+    if got != info.st_size or extra:
+        raise ArtefactError(f"{path.name} changed while it was read")
+    return data
+
+
+def _tensor(data: bytes, entry: TensorEntry):
+    import torch
+
+    dtype = getattr(torch, entry.dtype)
+    if entry.nbytes == 0:
+        return torch.zeros(entry.shape, dtype=dtype)
+    numel = entry.nbytes // _itemsize(entry.dtype)
+    return torch.frombuffer(data, dtype=dtype, count=numel, offset=entry.offset).reshape(entry.shape).clone()

@@ -1,0 +1,118 @@
+"""The scorer's side of the verifier: a second sandbox that measures the worker's artefacts.
+
+The worker writes an artefact into its own run folder; the scorer copies it, as plain
+bytes and within caps, into the verifier's folder (never following a link the submission
+planted), removes the original, and asks the verifier to measure it. The verifier has
+its own uid and folder, so nothing the submission left running can touch what it reads.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .facts import ProbeOutcome
+from .runfolder import RunFolder
+from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
+from .tree import remove
+
+FILES = ("manifest.json", "weights.bin")
+MAX_MANIFEST = 8 << 20
+INSIDE = "measured inside the submission's process"
+
+
+class Verifier:
+    def __init__(self, run_dir: Path, config: SandboxConfig):
+        self.run_dir = run_dir
+        self.folder = RunFolder(run_dir)
+        self.sandbox = Sandbox(run_dir, config, self.folder, module="grader.verifier")
+        self.max_mb = max(256, config.memory_mb // 2)  # weights beside the training's activations
+        self._ready = False
+        self.failure: str | None = None
+
+    def launch(self) -> None:
+        """Start importing torch now, while the worker imports the submission."""
+        if not self.sandbox.running:
+            self.sandbox.launch()
+            self._ready = False
+
+    def measure(self, base: Path, parts: tuple[str, ...], request: dict, timeout: float,
+                what: str) -> tuple[ProbeOutcome, ProbeOutcome]:
+        """The trace and behaviour outcomes of the artefact at base/parts (the worker's run
+        folder; the worker removes it before its next export), both measured here."""
+        target = self.run_dir / "artefact"
+        remove(target)
+        why = take(base, parts, target, self.max_mb << 20)
+        if why:
+            return _refused(f"the model the grading process handed over was refused: {why}")
+        try:
+            if not self.sandbox.running:
+                self.launch()
+            if not self._ready:
+                self.sandbox.wait_ready(timeout)
+                self._ready = True
+            reply = self.sandbox.call("verify", {"artefact": "artefact", **request, "max_mb": self.max_mb},
+                                      timeout, what)
+        except WorkerCrashed as crash:  # the graph, run as the student wrote it, hung or used too much
+            self._ready = False
+            stopped = ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
+            return stopped, ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
+        finally:
+            remove(target)
+        if not reply.ok:
+            message = (reply.error or {}).get("message", "it could not be read")
+            return _refused(f"the model the grading process handed over was refused: {message}")
+        trace = ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb)
+        behaviour = ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb)
+        return trace, behaviour
+
+    def stop(self) -> None:
+        self.sandbox.stop()
+        self._ready = False
+
+
+def _refused(text: str, reason: str = "refused") -> tuple[ProbeOutcome, ProbeOutcome]:
+    """A refused artefact costs the model's checks, never more: it is not measured in the
+    submission's process instead, since forcing that would be the way around the verifier."""
+    error = {"type": "ArtefactRefused", "message": text, "stage": "construct", "file": None, "line": None,
+             "code": None, "trace": []}
+    return (ProbeOutcome(result={"constructed": False, "rows": [], "error": error}, crash_reason=reason),
+            ProbeOutcome(result={"error": error}, crash_reason=reason))
+
+
+def take(base: Path, parts: tuple[str, ...], target: Path, max_bytes: int) -> str | None:
+    """Copy the artefact's files as bytes, refusing links (at every step below `base`), odd
+    files and excess; None, or why not."""
+    try:
+        folder = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+        for part in parts:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+    except OSError as exc:
+        return f"its folder cannot be opened ({exc.strerror})"
+    target.mkdir(mode=0o755)
+    try:
+        for name in FILES:
+            cap = MAX_MANIFEST if name == "manifest.json" else max_bytes
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+            except OSError as exc:
+                return f"{name} cannot be opened ({exc.strerror})"
+            with os.fdopen(fd, "rb") as src:
+                info = os.fstat(src.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+                    return f"{name} is not a plain file"
+                if info.st_size > cap:
+                    return f"{name} is larger than the {cap >> 20} MB the grader accepts"
+                with open(target / name, "xb") as dst:
+                    copied = 0
+                    while chunk := src.read(min(1 << 22, cap + 1 - copied)):
+                        copied += len(chunk)
+                        if copied > cap:
+                            return f"{name} grew past the {cap >> 20} MB the grader accepts while it was read"
+                        dst.write(chunk)
+            os.chmod(target / name, 0o644)
+    finally:
+        os.close(folder)
+    return None
