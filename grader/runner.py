@@ -101,6 +101,7 @@ class Runner:
         self._no_args: set[str] = set()  # picked symbols that build only with their own defaults
         self._config = config
         self.verifier: Verifier | None = None  # measures models from artefacts; made when a check needs it
+        self._plan: dict = {}
 
     # ------------------------------------------------------------------ public
 
@@ -114,6 +115,7 @@ class Runner:
         rank = {"trace": 0, "activation": 1, "penalty": 1, "cell": 1, "sentiment": 2, "generation": 2, "behaviour": 3,
                 "memory": 4, "writer": 4, "kernels": 5, "activations": 5}
         order = sorted(plan, key=lambda k: rank[k[0]])
+        self._plan = plan
         if any(k[0] in ("trace", "behaviour") for k in plan):
             self.verifier = Verifier(self.sandbox.run_dir.parent / "verifier", self._config)
             self.verifier.launch()  # its imports overlap the worker's
@@ -198,11 +200,13 @@ class Runner:
         args, kwargs = self._call_args(model, variant)
         training = dataclasses.asdict(model.training or self.rubric.training)
         who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
+        behaviour_too = ("behaviour", symbol, suffix) in self._plan  # else only the layers: no weights, no training
         try:
             reply = self.sandbox.call("export", {"symbol": symbol, "args": args, "kwargs": kwargs,
                                                  "input": list(model.input), "batch": int(training["batch"]),
                                                  "seed": int(training["seed"]),
-                                                 "folder": str(self.sandbox.run_dir / "artefacts" / "model")},
+                                                 "folder": str(self.sandbox.run_dir / "artefacts" / "model"),
+                                                 "weights": behaviour_too},
                                       timeout, f"building and exporting {who}")
         except WorkerCrashed as crash:
             self._symbol_crash[symbol] = crash.detail
@@ -218,14 +222,15 @@ class Runner:
             self.facts.measured_inside[(symbol, suffix)] = _export_stopped(error)
             return None
         request = {"num_classes": variant.num_classes, "device": self.device if self.device != "auto" else "cpu",
-                   "training": training}
+                   "training": training, "behaviour_too": behaviour_too}
         trace, behaviour = self.verifier.measure(self.sandbox.run_dir, ("artefacts", "model"), request, timeout,
                                                  f"checking the exported {who}")
         trace.seconds += reply.seconds
         trace, behaviour = ProbeOutcome(**{**vars(trace), "result": self.localize(trace.result)}), \
             ProbeOutcome(**{**vars(behaviour), "result": self.localize(behaviour.result)})
         self.facts.probes[("trace", symbol, suffix)] = trace
-        self.facts.probes[("behaviour", symbol, suffix)] = behaviour
+        if behaviour_too:
+            self.facts.probes[("behaviour", symbol, suffix)] = behaviour
         self.facts.models_exported += 1
         return trace if key[0] == "trace" else behaviour
 

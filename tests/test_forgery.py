@@ -29,10 +29,13 @@ def _wrong_source() -> str:
 @pytest.fixture(scope="module")
 def forged_facts() -> str:
     """What a correct AlexNet's probes report: a perfect reply for every model probe."""
-    import types
+    import importlib.util
 
-    module = types.ModuleType("correct")
-    exec(compile(plain_source(), "correct.py", "exec"), module.__dict__)
+    from gradekit import REFERENCE
+
+    spec = importlib.util.spec_from_file_location("forgery_reference_alexnet", REFERENCE / "alexnet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the reference's models only: it defines no flags
     probes.STATE.module, probes.STATE.symbols = module, {}
     training = {"seed": 1678, "batch": 8, "steps": 6, "lr": 1.5e-4}
     trace = probes.trace("AlexNet", [{"num_classes": 4}], {}, [3, 227, 227], 1678)

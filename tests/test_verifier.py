@@ -247,3 +247,16 @@ def test_a_link_in_place_of_the_artefact_is_not_followed(tmp_path):
     why = take(tmp_path / "run", ("artefacts", "model"), tmp_path / "copy2", 1 << 20)
     assert why and "manifest.json cannot be opened" in why
     assert not (tmp_path / "copy2" / "manifest.json").exists()
+
+
+def test_an_artefact_without_weights_gives_the_layers_only(tmp_path):
+    module = Module()
+    module.Sequential = Sequential
+    probes.STATE.module, probes.STATE.symbols = module, {}
+    folder = tmp_path / "meta"
+    reply = export.export("Sequential", [], {}, INPUT, TRAINING["batch"], TRAINING["seed"], str(folder), weights=False)
+    assert reply["error"] is None and (folder / "weights.bin").stat().st_size == 0
+    facts = measure.verify(str(folder), 3, "cpu", TRAINING, 512, behaviour_too=False)
+    assert [r["type"] for r in facts["trace"]["rows"]] == [r["type"] for r in _live_rows(Sequential)]
+    with pytest.raises(ArtefactError, match="holds no weights"):
+        _verify(folder)  # a forged "no weights" artefact cannot stand in for the training checks

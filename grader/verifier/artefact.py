@@ -38,17 +38,19 @@ class Artefact:
     class_name: str
     input: tuple[int, ...]
     batch: dict  # mode -> the batch size its graph was exported at
-    tensors: dict  # target -> torch.Tensor, on the CPU
+    tensors: dict  # target -> torch.Tensor, on the CPU (on meta when the artefact has no weights)
     requires_grad: dict  # target -> bool (parameters only)
     graphs: dict  # mode -> the graph's JSON, parsed by grader.verifier.graph
+    weights: bool = True  # False: shapes only, enough for the layer rows and nothing else
 
 
 def read(folder: Path, max_bytes: int) -> Artefact:
     manifest = _manifest(folder / "manifest.json")
-    entries = _entries(manifest.get("tensors"), max_bytes)
+    weights = manifest.get("weights") is not False
+    entries = _entries(manifest.get("tensors"), max_bytes, weights)
     size = sum(e.nbytes for e in entries)
     data = _read_exact(folder / "weights.bin", size)
-    tensors = {e.target: _tensor(data, e) for e in entries}
+    tensors = {e.target: _tensor(data, e) if weights else _shape_only(e) for e in entries}
     shape = manifest.get("input")
     if not _ints(shape, 1, MAX_DIMS) or any(s <= 0 or s > 4096 for s in shape):
         raise ArtefactError("the input shape is not a short list of positive sizes")
@@ -61,7 +63,7 @@ def read(folder: Path, max_bytes: int) -> Artefact:
         raise ArtefactError("the artefact must hold a train and an eval graph")
     name = manifest.get("class_name")
     return Artefact(name[:80] if isinstance(name, str) else "?", tuple(shape), dict(batch), tensors,
-                    {e.target: e.requires_grad for e in entries}, graphs)
+                    {e.target: e.requires_grad for e in entries}, graphs, weights)
 
 
 def _manifest(path: Path) -> dict:
@@ -75,7 +77,7 @@ def _manifest(path: Path) -> dict:
     return manifest
 
 
-def _entries(table, max_bytes: int) -> list[TensorEntry]:
+def _entries(table, max_bytes: int, weights: bool = True) -> list[TensorEntry]:
     if not isinstance(table, list) or len(table) > MAX_TENSORS:
         raise ArtefactError("the tensor table is missing or too long")
     out, offset, seen = [], 0, set()
@@ -92,7 +94,9 @@ def _entries(table, max_bytes: int) -> list[TensorEntry]:
         numel = 1
         for s in shape:
             numel *= s
-        nbytes = numel * _itemsize(dtype)
+        nbytes = numel * _itemsize(dtype) if weights else 0
+        if numel > 1 << 31:
+            raise ArtefactError(f"tensor {target} is larger than any layer the verifier accepts")
         if item.get("offset") != offset or item.get("bytes") != nbytes:
             raise ArtefactError(f"tensor {target}: its bytes do not match its shape and place in the file")
         offset += nbytes
@@ -134,6 +138,12 @@ def _read_exact(path: Path, size: int | None, cap: int | None = None) -> bytearr
     if got != info.st_size or extra:
         raise ArtefactError(f"{path.name} changed while it was read")
     return data
+
+
+def _shape_only(entry: TensorEntry):
+    import torch
+
+    return torch.empty(entry.shape, dtype=getattr(torch, entry.dtype), device="meta")
 
 
 def _tensor(data: bytes, entry: TensorEntry):

@@ -28,16 +28,25 @@ class Unsupported(Exception):
     """The graph holds something the verifier would refuse: say what, in the student's terms."""
 
 
-def export(symbol: str, args: list, kwargs: dict, input: list[int], batch: int, seed: int, folder: str) -> dict:
+def export(symbol: str, args: list, kwargs: dict, input: list[int], batch: int, seed: int, folder: str,
+           weights: bool = True) -> dict:
     """Build the model as the behaviour probe did, export it, and write the artefact into
     `folder` (in the run folder, which the student's code may have left as its cwd). The reply says where, or why export stopped (then the scorer falls back)."""
     from .probes import _build
 
     result: dict = {"error": None, "constructed": False, "artefact": None}
-    redirect = compat.cuda_redirect() or contextlib.nullcontext()
+    if not weights:  # only the layers are asked for: no weights allocated, as the old trace did
+        made = export(symbol, args, kwargs, input, batch, seed, folder, weights="meta")
+        if made["error"] is None:
+            return made
+        return export(symbol, args, kwargs, input, batch, seed, folder)  # code meta tensors cannot run
+    meta = weights == "meta"
+    redirect = compat.DeviceRedirect("meta", {"cpu", "cuda"}) if meta else \
+        compat.cuda_redirect() or contextlib.nullcontext()
+    place = torch.device("meta") if meta else contextlib.nullcontext()
     torch.manual_seed(seed)
     try:
-        with redirect:
+        with place, redirect:
             model = _build(symbol, args, kwargs)
     except BaseException as exc:
         result["error"] = failures.describe(exc, "construct")
@@ -49,7 +58,8 @@ def export(symbol: str, args: list, kwargs: dict, input: list[int], batch: int, 
         model.train(mode == "train")
         try:
             with redirect:
-                programs[mode] = torch.export.export(model, (torch.zeros(size, *input),), strict=False)
+                x = torch.zeros(size, *input, device="meta" if meta else "cpu")
+                programs[mode] = torch.export.export(model, (x,), strict=False)
             graphs[mode] = encode_program(programs[mode])
         except Unsupported as exc:
             result["error"] = {"type": "Unsupported", "message": str(exc), "stage": "export", "file": None,
@@ -60,8 +70,8 @@ def export(symbol: str, args: list, kwargs: dict, input: list[int], batch: int, 
             return result
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)  # the scorer made it, with its files: rewritten in place
-    tensors = _write_tensors(folder / "weights.bin", programs["train"], model)
-    manifest = {"format": FORMAT, "class_name": result["class_name"], "input": list(input),
+    tensors = _write_tensors(folder / "weights.bin", programs["train"], model, not meta)
+    manifest = {"format": FORMAT, "class_name": result["class_name"], "input": list(input), "weights": not meta,
                 "batch": {"train": int(batch), "eval": EVAL_BATCH}, "tensors": tensors, "graphs": graphs}
     (folder / "manifest.json").write_text(json.dumps(manifest, allow_nan=False))
     result["artefact"] = str(folder)
@@ -136,7 +146,7 @@ def _origin(node) -> dict:
 
 # ------------------------------------------------------------------ tensors -> bytes
 
-def _write_tensors(path: Path, program, model) -> list[dict]:
+def _write_tensors(path: Path, program, model, with_bytes: bool) -> list[dict]:
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     found = {**program.state_dict, **program.constants}
     table, offset = [], 0
@@ -144,10 +154,12 @@ def _write_tensors(path: Path, program, model) -> list[dict]:
         for spec in program.graph_signature.input_specs:
             if spec.kind.name == "USER_INPUT":
                 continue
-            tensor = found[spec.target].detach().to("cpu").contiguous()
-            data = tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else b""
-            f.write(data)
-            size = tensor.numel() * tensor.element_size()
+            tensor = found[spec.target].detach()
+            size = 0
+            if with_bytes:
+                tensor = tensor.to("cpu").contiguous()
+                f.write(tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else b"")
+                size = tensor.numel() * tensor.element_size()
             table.append({"target": spec.target, "dtype": str(tensor.dtype).removeprefix("torch."),
                           "shape": list(tensor.shape), "offset": offset, "bytes": size,
                           "requires_grad": bool(grads.get(spec.target, False))})
