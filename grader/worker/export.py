@@ -9,6 +9,7 @@ JSON for the graphs, one file of raw tensor bytes, no pickle anywhere.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import operator
@@ -75,6 +76,8 @@ def export(symbol: str, args: list, kwargs: dict, input: list[int], batch: int, 
                 "batch": {"train": int(batch), "eval": EVAL_BATCH}, "tensors": tensors, "graphs": graphs}
     (folder / "manifest.json").write_text(json.dumps(manifest, allow_nan=False))
     result["artefact"] = str(folder)
+    del programs, model
+    gc.collect()  # export's graphs hold the model in reference cycles: free its weights before the next probe
     return result
 
 
