@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.worker.trace import _conv_attrs, _dropout_attrs, _pool_attrs
+from grader.worker.trace import layer_attrs
 
 from .graph import Graph, Ref, run
 
@@ -75,7 +75,6 @@ def _row(node, args, kwargs, out, params: dict) -> dict | None:
     if result is None or source is None or packet in IGNORED or packet.endswith("_like"):
         return None
     layer = TYPES.get(packet)
-    attrs: dict = {}
     if layer is None and packet in RESHAPES:
         if list(result.shape) == list(source.shape):
             return None
@@ -85,18 +84,7 @@ def _row(node, args, kwargs, out, params: dict) -> dict | None:
         layer = "ReLU"
     elif layer is None:
         layer = "Other"
-    if layer in ("Conv1d", "Conv2d", "Conv3d"):
-        attrs = _conv_attrs(args, kwargs)
-    elif layer == "MaxPool2d":
-        attrs = _pool_attrs(args, kwargs, has_dilation=True)
-    elif layer == "AvgPool2d":
-        attrs = _pool_attrs(args, kwargs, has_dilation=False)
-    elif layer in ("Dropout", "Dropout2d"):
-        attrs = _dropout_attrs(args, kwargs)
-    elif layer == "BatchNorm":
-        layer = f"BatchNorm{max(source.dim() - 2, 1)}d"
-    elif layer in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
-        attrs = {"output_size": list(result.shape[2:])}
+    layer, attrs = layer_attrs(layer, args, kwargs, source, result)
     used = {a.name for a in _refs(list(node.args) + list(node.kwargs.values()))}
     op = packet.rstrip("_") if packet in TYPES else packet  # relu_ is nn.ReLU(inplace=True): a relu row
     return {"type": layer, "op": op, "shape": list(result.shape[1:]), "in_shape": list(source.shape[1:]),

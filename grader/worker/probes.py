@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from grader.verifier.measure import fixed_batch
+
 from . import compat, failures
 from .trace import LayerTrace
 
@@ -109,15 +111,6 @@ def _trace_on(device: str, symbol, args, kwargs, input, seed) -> dict:
 
 
 # ------------------------------------------------------------------------------ behaviour
-
-def fixed_batch(seed: int, batch: int, input: list[int], classes: int):
-    """Images whose colour encodes the class: learnable in a few steps by a working net."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(batch) % classes  # [B]
-    colours = torch.rand(classes, input[0], *([1] * (len(input) - 1)), generator=g) * 2 - 1
-    images = colours[labels] + 0.3 * torch.randn(batch, *input, generator=g)  # [B, C, H, W]
-    return images, labels
-
 
 def behaviour(symbol: str, args: list, kwargs: dict, input: list[int], num_classes: int,
               device: str, training: dict) -> dict:

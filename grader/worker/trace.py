@@ -70,6 +70,24 @@ def _dropout_attrs(args, kwargs):
     return {"p": float(_arg(args, kwargs, 1, "p", 0.5)), "training": bool(_arg(args, kwargs, 2, "training", True))}
 
 
+def layer_attrs(layer: str, args, kwargs, source, result) -> tuple[str, dict]:
+    """A row's final type and the attributes the tables list, from the call's arguments;
+    shared by the live trace and grader.verifier.rows, whose ATen calls take the same ones."""
+    if layer in ("Conv1d", "Conv2d", "Conv3d"):
+        return layer, _conv_attrs(args, kwargs)
+    if layer == "MaxPool2d":
+        return layer, _pool_attrs(args, kwargs, has_dilation=True)
+    if layer == "AvgPool2d":
+        return layer, _pool_attrs(args, kwargs, has_dilation=False)
+    if layer in ("Dropout", "Dropout2d"):
+        return layer, _dropout_attrs(args, kwargs)
+    if layer == "BatchNorm":
+        return f"BatchNorm{max(source.dim() - 2, 1)}d", {}
+    if layer in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+        return layer, {"output_size": list(result.shape[2:])}
+    return layer, {}
+
+
 def _func_table():
     """Map torch callables to layer types. Built once torch is imported."""
     T = torch.Tensor
@@ -205,7 +223,6 @@ class LayerTrace(TorchFunctionMode):
         params = {id(t): t for t in _tensors(list(args) + list(kwargs.values())) if isinstance(t, nn.Parameter)}
         self.used_params.update(params)
         layer = self._table.get(func)
-        attrs = {}
         if layer is None and name in _RESHAPES:
             if list(result.shape) == list(source.shape):
                 return  # a view that changes nothing
@@ -215,18 +232,7 @@ class LayerTrace(TorchFunctionMode):
             layer = "ReLU"
         elif layer is None:
             layer = "Other"
-        if layer in ("Conv1d", "Conv2d", "Conv3d"):
-            attrs = _conv_attrs(args, kwargs)
-        elif layer == "MaxPool2d":
-            attrs = _pool_attrs(args, kwargs, has_dilation=True)
-        elif layer == "AvgPool2d":
-            attrs = _pool_attrs(args, kwargs, has_dilation=False)
-        elif layer in ("Dropout", "Dropout2d"):
-            attrs = _dropout_attrs(args, kwargs)
-        elif layer == "BatchNorm":
-            layer = f"BatchNorm{max(source.dim() - 2, 1)}d"
-        elif layer in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
-            attrs = {"output_size": list(result.shape[2:])}
+        layer, attrs = layer_attrs(layer, args, kwargs, source, result)
         self.rows.append(Row(
             type=layer, op=name, shape=list(result.shape[1:]), in_shape=list(source.shape[1:]),
             params=sum(p.numel() for p in params.values()), attrs=attrs,
