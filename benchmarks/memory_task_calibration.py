@@ -1,14 +1,20 @@
 """Calibrate the memory task: correct cells must pass over every seed with margin, broken
 cells must fail. Prints a table of steps-to-pass (or final accuracy) and seconds per run.
 
-    python benchmarks/memory_task_calibration.py [--seeds 5] [--delay 30] [--max-steps 500]
+By default each cell goes the way grading takes it: exported by the worker's code, then
+trained by the verifier's stand-in running the exported steps. `--path inside` trains the
+class itself, as the worker does where export fails.
+
+    python benchmarks/memory_task_calibration.py [--seeds 5] [--delay 30] [--max-steps 500] [--path verifier|inside]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
+import tempfile
 import time
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "reference"))
 
 from cs1699_hw5 import rnn_modules as ref  # noqa: E402
-from grader.worker.memory_task import MemoryTaskConfig, memory_task  # noqa: E402
+from grader.kinds.cell.memory_task import MemoryTaskConfig, memory_task  # noqa: E402
 
 
 class _Gates(nn.Module):
@@ -135,11 +141,28 @@ BROKEN = {"LSTM, c_t = i*g": LSTMNoCarry, "LSTM, forget gate on candidate": LSTM
           "vanilla RNN": VanillaRNN}
 
 
-def run(name, cls, seeds, cfg):
+def _through_verifier(cls, seed: int, cfg):
+    """The grading path without its sandboxes: export the memory task's steps, then train the
+    verifier's stand-in for the class on them."""
+    from grader.kinds.cell import export, measure
+    from grader.verifier.artefact import read_cell
+    from grader.worker import probes
+
+    probes.STATE.module, probes.STATE.symbols = types.SimpleNamespace(Cell=cls), {}
+    with tempfile.TemporaryDirectory() as folder:
+        export.write(cls, [measure.memory_size(cfg)], "lstm", seed, folder)
+        cells = measure.Cells(read_cell(Path(folder), 1 << 30))
+        return memory_task(lambda i, h: cells(i, h, True), seed=seed, config=cfg)
+
+
+def run(name, cls, seeds, cfg, path="verifier"):
     rows = []
     for seed in seeds:
         torch.set_num_threads(1)  # the worker's setting on a loaded grading machine
-        out = memory_task(lambda i, h: cls(i, h, True), seed=seed, config=cfg)
+        if path == "verifier":
+            out = _through_verifier(cls, seed, cfg)
+        else:
+            out = memory_task(lambda i, h: cls(i, h, True), seed=seed, config=cfg)
         rows.append(out)
     passed = sum(r["passed"] for r in rows)
     steps = [r["steps"] for r in rows if r["passed"]]
@@ -159,15 +182,17 @@ def main() -> None:
     parser.add_argument("--delay", type=int)
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--only", choices=["correct", "functional", "broken"])
+    parser.add_argument("--path", choices=["verifier", "inside"], default="verifier",
+                        help="train the verifier's stand-in for the exported steps (as grading does), or the class")
     args = parser.parse_args()
     cfg = MemoryTaskConfig()
     if args.delay:
-        cfg = replace(cfg, delay=args.delay)
+        cfg = replace(cfg, length=args.delay)  # tokens before the query
     if args.max_steps:
         cfg = replace(cfg, max_steps=args.max_steps)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"memory task: {cfg.describe()}; budget {cfg.max_steps} steps, threshold {cfg.threshold:.0%}, "
-          f"seeds {seeds}, torch {torch.__version__}")
+          f"seeds {seeds}, torch {torch.__version__}, through {'the verifier' if args.path == 'verifier' else 'the class itself'}")
     started = time.perf_counter()
     groups = {"correct": CORRECT, "functional": FUNCTIONAL, "broken": BROKEN}
     for group, cells in groups.items():
@@ -175,7 +200,7 @@ def main() -> None:
             continue
         print(f"-- {group}")
         for name, cls in cells.items():
-            run(name, cls, seeds, cfg)
+            run(name, cls, seeds, cfg, args.path)
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -189,7 +189,9 @@ RESULTS = {
 def check_result(op: str, result: dict) -> dict:
     """The result of `op`, checked where the scorer reads it (RESULTS) and with its
     top-level error bounded; raises ProtocolError."""
-    shape = dict(RESULTS.get(op, {}))
+    from . import kinds  # the kinds' own results (grader.kinds.<kind>.run.RESULTS)
+
+    shape = dict(RESULTS.get(op) or kinds.results().get(op) or {})
     if isinstance(result.get("error"), dict) and "error" not in shape:
         shape["error"] = ERROR
     return conform(result, shape)

@@ -14,15 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RubricError
-from .results import VISIBILITIES
+from .rubric_fields import IDENT as _IDENT
+from .rubric_fields import Reader as _Reader
+from .rubric_fields import identifier as _identifier
+from .rubric_fields import points as _points
+from .rubric_fields import positive as _positive
+from .rubric_fields import visibility as _visibility
+from .kinds.cell.spec import CHECK_KINDS as CELL_CHECK_KINDS
+from .kinds.cell.spec import CellSpec
+from .kinds.cell.spec import parse as _cell
 from .spectable import SpecRow, TableError, parse_table, with_num_classes
 
 MODEL_CHECK_KINDS = ("construct", "architecture", "structure", "forward", "gradients", "dropout", "training")
 STRUCTURE_KINDS = ("resnet", "batchnorm")
 # Task parameters that name something the submission defines.
 SYMBOL_PARAMS = ("function", "helper", "model", "symbol", "cell")
-CELL_CHECK_KINDS = ("contract", "parameters", "builtins", "behaviour", "memory")
-CELL_FAMILIES = ("gru", "lstm", "peephole", "coupled")
 # Each task kind: the checks it can award points to, and its parameters with their types.
 TASK_KINDS = {
     "kernel_visualization": (("calls", "images"),
@@ -39,7 +45,6 @@ TASK_KINDS = {
 }
 # Task kinds judged from the source alone: nothing runs in the sandbox for them.
 STATIC_TASK_KINDS = ("lr_decay", "companion_files")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_ID = re.compile(r"^[a-z0-9_.-]+$")
 
 
@@ -111,23 +116,6 @@ class ModelSpec:
     def call_for(self, variant: Variant) -> tuple[list[Any], dict[str, Any]]:
         """Constructor arguments with "$name" placeholders filled from the variant."""
         return _substitute(list(self.args), variant.values), _substitute(dict(self.kwargs), variant.values)
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """A recurrent cell students write: graded on behaviour, since no table describes it."""
-
-    symbol: str
-    part: str
-    family: str  # gru | lstm | peephole | coupled: which state it carries and what counts are right
-    params: int  # parameter count at input 128, hidden 100, bias=True
-    deviations: dict[int, str]  # other counts a known variant gives, and what that variant is
-    points: dict[str, float]
-    visibility: str = "visible"
-
-    @property
-    def has_cell_state(self) -> bool:
-        return self.family != "gru"
 
 
 @dataclass(frozen=True)
@@ -259,7 +247,7 @@ class Rubric:
             for kind in CELL_CHECK_KINDS:
                 if kind in c.points:
                     by_part[c.part].append(Check(f"{c.symbol.lower()}.{kind}", f"cell.{kind}", c.part, "",
-                                                 _cell_check_name(c, kind), c.points[kind], c.visibility, cell=c))
+                                                 c.check_name(kind), c.points[kind], c.visibility, cell=c))
         for t in self.tasks:
             for kind, pts in t.points.items():
                 by_part[t.part].append(Check(f"{t.id}.{kind}", f"{t.kind}.{kind}", t.part, "",
@@ -335,61 +323,6 @@ def _read_with_bases(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-class _Reader:
-    """Typed access to one TOML table that reports the exact field on error."""
-
-    def __init__(self, path: str, where: str, data: Any, allowed: set[str]):
-        self.path, self.where, self.data = path, where, data
-        if not isinstance(data, dict):
-            self.fail("", "must be a table")
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            self.fail(unknown[0], f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-    def field(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where and name else (self.where or name)
-
-    def fail(self, name: str, reason: str):
-        raise RubricError(self.path, self.field(name), reason)
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., check=None) -> Any:
-        if name not in self.data:
-            if default is ...:
-                self.fail(name, "required field is missing")
-            return default
-        value = self.data[name]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            self.fail(name, f"must be {names}, not {type(value).__name__}")
-        if check is not None:
-            problem = check(value)
-            if problem:
-                self.fail(name, problem)
-        return value
-
-
-def _visibility(value: str) -> str | None:
-    return None if value in VISIBILITIES else f"{value!r} is not one of {', '.join(VISIBILITIES)}"
-
-
-def _identifier(value: str) -> str | None:
-    return None if _IDENT.match(value) else f"{value!r} is not a Python name"
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be positive"
-
-
-def _points(path: str, where: str, value: Any, allowed: tuple[str, ...]) -> dict[str, float]:
-    r = _Reader(path, where, value, set(allowed))
-    pts = {k: r.get(k, float, check=lambda v: None if v >= 0 else "points cannot be negative") for k in value}
-    if not pts:
-        r.fail("", "names no checks")
-    return pts
 
 
 def _build(data: dict[str, Any], path: str) -> Rubric:
@@ -580,20 +513,6 @@ def _predictions(path: str, where: str, data: Any, part_of) -> PredictionsSpec:
         leaderboard=r.get("leaderboard", str, ""), visibility=r.get("visibility", str, "visible", check=_visibility))
 
 
-def _cell(path: str, where: str, data: Any, part_of) -> CellSpec:
-    r = _Reader(path, where, data, {"symbol", "part", "family", "params", "deviations", "points", "visibility"})
-    deviations = {}
-    for key, text in r.get("deviations", dict, {}).items():
-        if not key.isdigit() or not isinstance(text, str):
-            raise RubricError(path, f"{where}.deviations.{key}", "use `count = \"what that variant is\"`")
-        deviations[int(key)] = text
-    return CellSpec(r.get("symbol", str, check=_identifier), part_of(r),
-                    r.get("family", str, check=lambda v: None if v in CELL_FAMILIES else f"not one of {', '.join(CELL_FAMILIES)}"),
-                    r.get("params", int, check=_positive), deviations,
-                    _points(path, f"{where}.points", r.get("points", dict), CELL_CHECK_KINDS),
-                    r.get("visibility", str, "visible", check=_visibility))
-
-
 # ---------------------------------------------------------------- naming
 
 def _model_check_name(m: ModelSpec, v: Variant, kind: str) -> str:
@@ -607,17 +526,6 @@ def _model_check_name(m: ModelSpec, v: Variant, kind: str) -> str:
         "gradients": f"{who}: every parameter gets a finite gradient",
         "dropout": f"{who}: dropout is active in train mode and off in eval mode",
         "training": f"{who}: a few training steps lower the loss",
-    }[kind]
-
-
-def _cell_check_name(c: CellSpec, kind: str) -> str:
-    state = "(h, c)" if c.has_cell_state else "h"
-    return {
-        "contract": f"{c.symbol}: builds as {c.symbol}(input_size, hidden_size, bias=False) and steps with state {state}",
-        "parameters": f"{c.symbol}: {c.params:,} parameters at input 128, hidden 100, bias=True, and count_parameters agrees",
-        "builtins": f"{c.symbol}: written from scratch, without torch's built-in recurrent cells",
-        "behaviour": f"{c.symbol}: gates behave as the equations say",
-        "memory": f"{c.symbol}: learns to recall a token seen many steps earlier",
     }[kind]
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import kinds
 from .facts import Facts, ProbeOutcome
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
@@ -47,8 +48,9 @@ def probe_key(check: Check) -> tuple | None:
     if check.model is not None:
         op = "trace" if check.kind in ("construct", "architecture", "structure") else "behaviour"
         return (op, check.model.symbol, check.variant.suffix)
-    if check.cell is not None:
-        return ("memory" if check.kind == "cell.memory" else "cell", check.cell.symbol)
+    moved = kinds.runner_for(check.kind)
+    if moved is not None:
+        return moved.probe_key(check)
     if check.task is not None and check.task.kind in TASK_OPS:
         return (TASK_OPS[check.task.kind], check.task.id)
     return None
@@ -58,8 +60,9 @@ def required_symbols(check: Check) -> list[str]:
     """What must be defined for the check's probe to run: the first is the one it is about."""
     if check.model is not None:
         return [check.model.symbol]
-    if check.cell is not None:
-        return [check.cell.symbol]
+    moved = kinds.runner_for(check.kind)
+    if moved is not None:
+        return moved.required_symbols(check)
     if check.task is not None:
         p = check.task.params
         return [p[k] for k in ("function", "symbol", "model", "helper", "cell") if k in p]
@@ -85,9 +88,10 @@ class Runner:
         self.deadline = deadline
         # Made before the worker's uid is given the folder: writing the artefact then needs
         # no new files, so a submission that used up its folder's file count still exports.
-        (run_dir / "artefacts" / "model").mkdir(parents=True, exist_ok=True)
-        for name in ("manifest.json", "weights.bin"):
-            (run_dir / "artefacts" / "model" / name).touch()
+        for kind in ("model", *kinds.artefact_folders()):
+            (run_dir / "artefacts" / kind).mkdir(parents=True, exist_ok=True)
+            for name in ("manifest.json", "weights.bin"):
+                (run_dir / "artefacts" / kind / name).touch()
         self.sandbox = Sandbox(run_dir, config, folder)
         self.displays = displays or {}
         self.line_maps = line_maps or {}
@@ -96,12 +100,14 @@ class Runner:
         self.module = self.displays.get(first, first)
         self.facts = Facts(module=self.module, displays=dict(self.displays), unresolved=dict(unresolved or {}),
                            handoffs=dict(handoffs or {}))
-        self._symbol_crash: dict[str, str] = {}
+        self.symbol_crash: dict[str, str] = {}
         self._aliases: dict[str, tuple[str, str]] = {}  # rubric symbol -> (module, the student's name) picked
         self._no_args: set[str] = set()  # picked symbols that build only with their own defaults
         self._config = config
         self.verifier: Verifier | None = None  # measures models from artefacts; made when a check needs it
-        self._plan: dict = {}
+        self.kind_state: dict[str, dict] = {}  # a kind's own bookkeeping for this grade (grader.kinds.<kind>.run)
+        self.plan: dict = {}
+        self._trains: set = set()
 
     # ------------------------------------------------------------------ public
 
@@ -112,11 +118,13 @@ class Runner:
             if key is not None:
                 plan.setdefault(key, check)
         # Cheap probes first, so a hang in training never costs the shape and contract checks.
-        rank = {"trace": 0, "activation": 1, "penalty": 1, "cell": 1, "sentiment": 2, "generation": 2, "behaviour": 3,
-                "memory": 4, "writer": 4, "kernels": 5, "activations": 5}
+        rank = {"trace": 0, "activation": 1, "penalty": 1, "sentiment": 2, "generation": 2, "behaviour": 3,
+                "writer": 4, "kernels": 5, "activations": 5, **kinds.probe_ranks()}
         order = sorted(plan, key=lambda k: rank[k[0]])
-        self._plan = plan
-        if any(k[0] in ("trace", "behaviour") for k in plan):
+        self.plan = plan
+        # Models whose checks include a training step: for the others the verifier stops at forward.
+        self._trains = {probe_key(c) for c in checks if c.model is not None and c.kind in ("gradients", "training")}
+        if any(k[0] in ("trace", "behaviour") or kinds.verified(plan[k].kind) for k in plan):
             self.verifier = Verifier(self.sandbox.run_dir.parent / "verifier", self._config)
             self.verifier.launch()  # its imports overlap the worker's
         try:
@@ -140,11 +148,11 @@ class Runner:
                 self._collect_images(key[1], outcome.result)
             if key[0] == "activations" and outcome.result:
                 self._draw_activations(key[1], outcome.result)
-        for cell in self.rubric.cells:
-            self.facts.source_findings[cell.symbol] = self._scan(cell.symbol)
+        for moved in kinds.runners():
+            moved.after(self)
         for task in self.rubric.tasks:
             if task.kind == "activation_function":
-                self.facts.source_findings[task.params["function"]] = self._scan(task.params["function"], SILU)
+                self.facts.source_findings[task.params["function"]] = self.scan(task.params["function"], SILU)
         self.facts.peak_tree_mb = round(self.sandbox.peak_tree_mb, 1)
         self.facts.environment["isolation"] = self.sandbox.isolation
         self.facts.environment["cgroups"] = ",".join(self.sandbox.cgroup_kinds)
@@ -173,6 +181,12 @@ class Runner:
             verified = self._export(key, check, timeout)
             if verified is not None:
                 return verified
+        moved = kinds.runner_for(check.kind)
+        if moved is not None and getattr(moved, "measure", None) and \
+                moved.inside_key(check) not in self.facts.measured_inside:
+            verified = moved.measure(self, key, check, timeout)
+            if verified is not None:
+                return verified
         op, args, what = self._request(key, check)
         if op == "writer":
             args["budget_seconds"] = timeout  # the writer skips its optional runs when slow
@@ -182,7 +196,7 @@ class Runner:
             detail = crash.detail
             if crash.reason == "timeout" and timeout < self.rubric.limits.probe_seconds:
                 detail += " (the time budget for the whole submission was running out)"
-            self._symbol_crash[symbol] = detail
+            self.symbol_crash[symbol] = detail
             return ProbeOutcome(crash=detail, crash_reason=crash.reason, seconds=timeout)
         self.facts.add_hazards(reply.notes)
         outcome = ProbeOutcome(seconds=reply.seconds, peak_mb=reply.peak_mb)
@@ -200,7 +214,7 @@ class Runner:
         args, kwargs = self._call_args(model, variant)
         training = dataclasses.asdict(model.training or self.rubric.training)
         who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
-        behaviour_too = ("behaviour", symbol, suffix) in self._plan  # else only the layers: no weights, no training
+        behaviour_too = ("behaviour", symbol, suffix) in self.plan  # else only the layers: no weights, no training
         try:
             reply = self.sandbox.call("export", {"symbol": symbol, "args": args, "kwargs": kwargs,
                                                  "input": list(model.input), "batch": int(training["batch"]),
@@ -209,7 +223,7 @@ class Runner:
                                                  "weights": behaviour_too},
                                       timeout, f"building and exporting {who}")
         except WorkerCrashed as crash:
-            self._symbol_crash[symbol] = crash.detail
+            self.symbol_crash[symbol] = crash.detail
             return ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
         self.facts.add_hazards(reply.notes)
         error = self.localize(reply.error if not reply.ok else reply.result.get("error"))
@@ -219,10 +233,11 @@ class Runner:
             self.facts.probes[("trace", symbol, suffix)] = outcome
             return outcome if key[0] == "trace" else self.facts.probes[key]
         if error or not reply.ok or not reply.result.get("artefact"):
-            self.facts.measured_inside[(symbol, suffix)] = _export_stopped(error)
+            self.facts.measured_inside[(symbol, suffix)] = export_stopped(error)
             return None
         request = {"num_classes": variant.num_classes, "device": self.device if self.device != "auto" else "cpu",
-                   "training": training, "behaviour_too": behaviour_too}
+                   "training": training, "behaviour_too": behaviour_too,
+                   "training_too": ("behaviour", symbol, suffix) in self._trains}
         trace, behaviour = self.verifier.measure(self.sandbox.run_dir, ("artefacts", "model"), request, timeout,
                                                  f"checking the exported {who}")
         trace.seconds += reply.seconds
@@ -330,7 +345,7 @@ class Runner:
                 keys.append(key)
         self.facts.images[task_id] = keys
 
-    def _scan(self, symbol: str, forbidden=FORBIDDEN) -> list[dict] | None:
+    def scan(self, symbol: str, forbidden=FORBIDDEN) -> list[dict] | None:
         """Built-in torch names (recurrent modules by default) in the class's own source (parsed, not run)."""
         info = self.facts.symbol(symbol)
         path = info.get("path")
@@ -404,8 +419,8 @@ class Runner:
             return f"{self.facts.file_of(symbol)} could not be imported"
         if self.facts.load and self.facts.symbol(symbol).get("kind") == "missing":
             return f"{symbol} is not defined in {self.facts.file_of(symbol)}"
-        if symbol in self._symbol_crash:
-            return f"an earlier check of {symbol} stopped the grading process: {self._symbol_crash[symbol]}"
+        if symbol in self.symbol_crash:
+            return f"an earlier check of {symbol} stopped the grading process: {self.symbol_crash[symbol]}"
         if key[0] == "behaviour":
             traced = self.facts.probes.get(("trace", key[1], key[2]))
             if traced and traced.result and not traced.result.get("constructed"):
@@ -453,11 +468,9 @@ class Runner:
         return ([], {}) if model.symbol in self._no_args else model.call_for(variant)
 
     def _request(self, key: tuple, check: Check) -> tuple[str, dict, str]:
-        if check.cell is not None:
-            cell = check.cell
-            args = {"symbol": cell.symbol, "family": cell.family, "seed": self.rubric.training.seed}
-            return key[0], args, (f"training {cell.symbol} on the memory task" if key[0] == "memory"
-                                  else f"running {cell.symbol}")
+        moved = kinds.runner_for(check.kind)
+        if moved is not None:
+            return moved.request(self, key, check)
         if key[0] == "activations":
             p = check.task.params
             model = self.rubric.model(p["model"])
@@ -502,7 +515,7 @@ class Runner:
                              "training": dataclasses.asdict(model.training or self.rubric.training)}, f"running and training {who}"
 
 
-def _export_stopped(error: dict | None) -> str:
+def export_stopped(error: dict | None) -> str:
     """Why the model was measured in the submission's process, pointing at the student's line."""
     if not error:
         return f"{INSIDE}: the model could not be exported"

@@ -38,33 +38,43 @@ class Verifier:
 
     def measure(self, base: Path, parts: tuple[str, ...], request: dict, timeout: float,
                 what: str) -> tuple[ProbeOutcome, ProbeOutcome]:
-        """The trace and behaviour outcomes of the artefact at base/parts (the worker's run
-        folder; the worker removes it before its next export), both measured here."""
-        target = self.run_dir / "artefact"
-        remove(target)
-        why = take(base, parts, target, self.max_mb << 20)
+        """The trace and behaviour outcomes of the model artefact at base/parts (the worker's
+        run folder; the worker rewrites it at its next export), both measured here."""
+        why = self.take(base, parts, "artefact")
         if why:
             return _refused(f"the model the grading process handed over was refused: {why}")
         try:
-            if not self.sandbox.running:
-                self.launch()
-            if not self._ready:
-                self.sandbox.wait_ready(timeout)
-                self._ready = True
-            reply = self.sandbox.call("verify", {"artefact": "artefact", **request, "max_mb": self.max_mb},
-                                      timeout, what)
+            reply = self.ask("verify", {"artefact": "artefact", **request}, timeout, what)
         except WorkerCrashed as crash:  # the graph, run as the student wrote it, hung or used too much
-            self._ready = False
             stopped = ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
             return stopped, ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
         finally:
-            remove(target)
+            remove(self.run_dir / "artefact")
         if not reply.ok:
             message = (reply.error or {}).get("message", "it could not be read")
             return _refused(f"the model the grading process handed over was refused: {message}")
         trace = ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb)
         behaviour = ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb)
         return trace, behaviour
+
+    def take(self, base: Path, parts: tuple[str, ...], name: str) -> str | None:
+        """Copy the artefact at base/parts into this folder's `name`: None, or why it was refused."""
+        target = self.run_dir / name
+        remove(target)
+        return take(base, parts, target, self.max_mb << 20)
+
+    def ask(self, op: str, request: dict, timeout: float, what: str):
+        """One request, once the verifier is ready; raises WorkerCrashed."""
+        try:
+            if not self.sandbox.running:
+                self.launch()
+            if not self._ready:
+                self.sandbox.wait_ready(timeout)
+                self._ready = True
+            return self.sandbox.call(op, {**request, "max_mb": self.max_mb}, timeout, what)
+        except WorkerCrashed:
+            self._ready = False
+            raise
 
     def stop(self) -> None:
         self.sandbox.stop()

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from gradekit import HERE, by_id, failed_ids, mutate
 from grader import api
-from grader.worker.memory_task import MemoryTaskConfig, make_batch, memory_task
+from grader.kinds.cell.memory_task import MemoryTaskConfig, make_batch, memory_task
 
 sys.path.insert(0, str(HERE.parent / "reference"))
 from cs1699_hw5 import rnn_modules as ref  # noqa: E402

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from gradekit import HERE, REPO, by_id, mutate
 from grader import api
-from grader.checks.cells import _gate_of
+from grader.kinds.cell import anatomy as cell_anatomy
+from grader.kinds.cell.verdicts import _gate_of
 from grader.worker import anatomy
 
 PLAIN = HERE / "submissions" / "hw5_plain"
@@ -565,7 +566,7 @@ def test_cell_probe_measures_the_jacobian_and_rows():
             c = c + torch.sigmoid(i) * torch.tanh(g)
             return torch.sigmoid(o) * torch.tanh(c), c
 
-    out = anatomy.cell_anatomy(Dropped, "lstm", 0)
+    out = cell_anatomy.cell_anatomy(Dropped, "lstm", 0)
     assert out["error"] is None and out["dtype"] == "float64"
     assert out["cell_state"]["one"] and out["cell_state"]["diagonal"] and not out["cell_state"]["h_is_tanh_c"]
     assert [(d["name"], d["rows"], d["row_blocks"]) for d in out["dead"]] == [

@@ -16,9 +16,13 @@ from ..facts import Facts
 from ..protocol import clip
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
-from . import activations, cells, functions, kernels, model, predictions, sequence, structure
+from .. import kinds
+from . import activations, functions, kernels, model, predictions, sequence, structure
 
-_REGISTRY = {**model.CHECKS, **kernels.CHECKS, **cells.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structure.CHECKS, **functions.CHECKS, **activations.CHECKS}
+# Kinds not yet moved to grader/kinds/<kind>/ keep their verdicts here; the moved ones come
+# from the kinds' registry, looked up when a check is evaluated.
+_REGISTRY = {**model.CHECKS, **kernels.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structure.CHECKS,
+             **functions.CHECKS, **activations.CHECKS}
 
 # Facts that come from the worker's replies (directly, or drawn from them as the images are).
 WORKER_FACTS = frozenset({"load", "probes", "picks", "hazards", "images", "rejected_images", "artifacts", "captions",
@@ -69,10 +73,12 @@ def _failed(check: Check, message: str, tag: str, details: dict) -> CheckResult:
 
 
 def _mark_inside(check: Check, facts: Facts, result: CheckResult) -> CheckResult:
-    """A model the verifier could not measure was measured by the worker, in the process the
+    """A model or cell the verifier could not measure was measured by the worker, in the process the
     submission controls. A failure stands; a pass is held for the course staff, with what
     was measured, since that process could have reported anything."""
-    why = facts.measured_inside.get((check.model.symbol, check.variant.suffix)) if check.model is not None else None
+    key = (check.model.symbol, check.variant.suffix) if check.model is not None else \
+        (check.cell.symbol, None) if check.cell is not None else None
+    why = facts.measured_inside.get(key) if key else None
     if not why:
         return result
     result.details["measured_inside"] = why
@@ -93,7 +99,8 @@ def evaluate(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
         return manual(check)
     watched = _Watched(facts)
     try:
-        return _mark_inside(check, facts, _REGISTRY[check.kind](check, watched, rubric))
+        verdict = _REGISTRY.get(check.kind) or kinds.verdicts()[check.kind]
+        return _mark_inside(check, facts, verdict(check, watched, rubric))
     except Exception as exc:  # costs this one check; the traceback is kept for the staff
         staff = clip("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-12)),
                      STAFF_DETAIL, tail=True)

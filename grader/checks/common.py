@@ -1,13 +1,14 @@
 """Shared wording for verdicts: one place decides how a student error or a skipped check reads."""
 from __future__ import annotations
 
+from .. import kinds
 from ..facts import Facts, ProbeOutcome
 from ..results import CheckResult, Status
 from ..rubric import Check
 
 # The check that reports a missing class or function; the others only say they did not run.
-PRIMARY_KINDS = ("construct", "kernel_visualization.calls", "cell.contract", "sentiment_model.forward",
-                 "next_char_model.forward", "text_generator.text")
+PRIMARY_KINDS = ("construct", "kernel_visualization.calls", "sentiment_model.forward", "next_char_model.forward",
+                 "text_generator.text", *kinds.primary_checks())
 
 
 def result(check: Check, passed: bool, message: str, hint: str = "", **details) -> CheckResult:

@@ -7,7 +7,8 @@ import os
 import sys
 import time
 
-from grader.worker.serving import prepare, serve
+from grader.worker import progress
+from grader.worker.serving import channel, prepare, serve
 
 
 def main() -> None:
@@ -18,11 +19,15 @@ def main() -> None:
     threads = int(os.environ.get("DLGRADE_THREADS", "0"))
     if threads > 0:
         torch.set_num_threads(threads)
+    from grader import kinds
+
     from . import measure
+
+    progress.configure(channel()[1])  # the memory task says how far it got
 
     hello = {"python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
              "startup_seconds": round(time.time() - started, 2), "namespaces": namespaces}
-    serve({"verify": measure.verify}, hello)
+    serve({"verify": measure.verify, **kinds.verifier_handlers()}, hello)
 
 
 if __name__ == "__main__":

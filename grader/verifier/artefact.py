@@ -6,6 +6,7 @@ file of raw bytes, sliced by the manifest's table and checked against it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +47,10 @@ class Artefact:
 
 def read(folder: Path, max_bytes: int) -> Artefact:
     manifest = _manifest(folder / "manifest.json")
+    if manifest.get("kind", "model") != "model":
+        raise ArtefactError("the artefact is not of a model")
     weights = manifest.get("weights") is not False
-    entries = _entries(manifest.get("tensors"), max_bytes, weights)
-    size = sum(e.nbytes for e in entries)
-    data = _read_exact(folder / "weights.bin", size)
-    tensors = {e.target: _tensor(data, e) if weights else _shape_only(e) for e in entries}
+    entries, tensors = _weights(folder, manifest, max_bytes, weights)
     shape = manifest.get("input")
     if not _ints(shape, 1, MAX_DIMS) or any(s <= 0 or s > 4096 for s in shape):
         raise ArtefactError("the input shape is not a short list of positive sizes")
@@ -64,6 +64,71 @@ def read(folder: Path, max_bytes: int) -> Artefact:
     name = manifest.get("class_name")
     return Artefact(name[:80] if isinstance(name, str) else "?", tuple(shape), dict(batch), tensors,
                     {e.target: e.requires_grad for e in entries}, graphs, weights)
+
+
+@dataclass
+class CellConfig:
+    name: str  # what the verifier builds it for: "contract", "memory", ...
+    input: int
+    hidden: int
+    bias: bool | None  # None: the cell's own default
+    dtype: str
+    graphs: dict  # "first@B" (state None) or "step@B" -> (graph JSON, what it returns)
+
+
+@dataclass
+class CellArtefact:
+    class_name: str
+    tensors: dict  # "config/target" -> torch.Tensor
+    requires_grad: dict
+    configs: dict  # name -> CellConfig
+
+
+CELL_CONFIGS = {"graded", "no_bias", "default_bias", "contract", "behaviour", "rows", "path", "memory"}
+CELL_GRAPH = re.compile(r"(first|step)@([1-9][0-9]{0,2})\Z")
+CELL_RETURNS = {"tensor", "tuple", "list"}
+
+
+def read_cell(folder: Path, max_bytes: int) -> CellArtefact:
+    """A recurrent cell built at several sizes, each with graphs of one step."""
+    manifest = _manifest(folder / "manifest.json")
+    if manifest.get("kind") != "cell" or manifest.get("weights") is not True:
+        raise ArtefactError("the artefact is not of a recurrent cell with its weights")
+    entries, tensors = _weights(folder, manifest, max_bytes, True)
+    raw = manifest.get("configs")
+    if not isinstance(raw, list) or not 0 < len(raw) <= len(CELL_CONFIGS):
+        raise ArtefactError("the cell's sizes are missing")
+    configs = {}
+    for item in raw:
+        if not isinstance(item, dict) or item.get("name") not in CELL_CONFIGS or item["name"] in configs:
+            raise ArtefactError("a cell size is unnamed, unknown or given twice")
+        sizes = [item.get("input"), item.get("hidden")]
+        if not _ints(sizes, 2, 2) or not all(0 < s <= 4096 for s in sizes):
+            raise ArtefactError(f"cell size {item['name']} has sizes out of range")
+        if item.get("bias") not in (True, False, None) or item.get("dtype") not in ("float32", "float64"):
+            raise ArtefactError(f"cell size {item['name']} has a malformed bias or dtype")
+        graphs = item.get("graphs")
+        if not isinstance(graphs, dict) or len(graphs) > 6 or not all(
+                isinstance(k, str) and CELL_GRAPH.match(k) and isinstance(g, dict) and g.get("returns") in CELL_RETURNS
+                for k, g in graphs.items()):
+            raise ArtefactError(f"cell size {item['name']} has malformed graphs")
+        prefix = item["name"] + "/"
+        for graph in graphs.values():
+            for spec in graph.get("inputs") or []:
+                if isinstance(spec, dict) and spec.get("kind") != "input" and \
+                        not str(spec.get("target", "")).startswith(prefix):
+                    raise ArtefactError(f"a graph of cell size {item['name']} reads another size's weights")
+        configs[item["name"]] = CellConfig(item["name"], sizes[0], sizes[1], item["bias"], item["dtype"], graphs)
+    name = manifest.get("class_name")
+    return CellArtefact(name[:80] if isinstance(name, str) else "?", tensors,
+                        {e.target: e.requires_grad for e in entries}, configs)
+
+
+def _weights(folder: Path, manifest: dict, max_bytes: int, weights: bool):
+    entries = _entries(manifest.get("tensors"), max_bytes, weights)
+    size = sum(e.nbytes for e in entries)
+    data = _read_exact(folder / "weights.bin", size)
+    return entries, {e.target: _tensor(data, e) if weights else _shape_only(e) for e in entries}
 
 
 def _manifest(path: Path) -> dict:

@@ -48,8 +48,16 @@ class Node:
 class Graph:
     inputs: list  # [(name, kind, target)]
     nodes: list[Node]
-    output: str  # the one user output's name
+    outputs: list[str]  # the user outputs' names, in order
     refs: dict = field(default_factory=dict)  # name -> names it reads
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
+
+    @property
+    def user_inputs(self) -> list[str]:
+        return [name for name, kind, _ in self.inputs if kind == "input"]
 
     def placeholders(self, kind: str) -> list[tuple[str, str]]:
         return [(name, target) for name, k, target in self.inputs if k == kind]
@@ -66,8 +74,11 @@ class Graph:
         return seen
 
 
-def parse(data, tensors: dict) -> Graph:
-    """Check a graph's JSON against the artefact's tensors and resolve its operators."""
+def parse(data, tensors: dict, inputs: range = range(1, 2), outputs: range = range(1, 2)) -> Graph:
+    """Check a graph's JSON against the artefact's tensors and resolve its operators. A
+    model takes one batch and returns one tensor of scores; a recurrent cell takes (x, state)
+    and returns its state: `inputs` and `outputs` say how many user values are allowed."""
+    user_inputs, user_outputs = inputs, outputs
     if not isinstance(data, dict):
         raise ArtefactError("a graph is not an object")
     inputs, known = [], set()
@@ -81,8 +92,9 @@ def parse(data, tensors: dict) -> Graph:
             raise ArtefactError(f"graph input {name} names a tensor the artefact does not hold")
         inputs.append((name, kind, target if kind != "input" else None))
         known.add(name)
-    if sum(kind == "input" for _, kind, _ in inputs) != 1:
-        raise ArtefactError("the graph must take exactly one input batch")
+    if sum(kind == "input" for _, kind, _ in inputs) not in user_inputs:
+        raise ArtefactError("the graph must take exactly one input batch" if user_inputs == range(1, 2) else
+                            "the graph takes more or fewer inputs than the grader gave it")
     nodes, refs = [], {}
     raw_nodes = _list(data.get("nodes"), "nodes")
     if len(raw_nodes) > MAX_NODES:
@@ -103,10 +115,11 @@ def parse(data, tensors: dict) -> Graph:
         nodes.append(Node(name, packet, op, args, kwargs, **meta))
         refs[name] = used
         known.add(name)
-    outputs = [o for o in _list(data.get("outputs"), "outputs") if isinstance(o, dict) and o.get("kind") == "user_output"]
-    if len(outputs) != 1 or outputs[0].get("name") not in known:
-        raise ArtefactError("the graph must return exactly one tensor of scores")
-    return Graph(inputs, nodes, outputs[0]["name"], refs)
+    found = [o for o in _list(data.get("outputs"), "outputs") if isinstance(o, dict) and o.get("kind") == "user_output"]
+    if len(found) not in user_outputs or any(o.get("name") not in known for o in found):
+        raise ArtefactError("the graph must return exactly one tensor of scores" if user_outputs == range(1, 2) else
+                            "the graph returns more or fewer values than a cell's state holds")
+    return Graph(inputs, nodes, [o["name"] for o in found], refs)
 
 
 def _list(value, what: str) -> list:
@@ -184,7 +197,8 @@ DEVICE = torch.device("cpu")  # where the graph runs; grader.verifier.measure ma
 
 
 def run(graph: Graph, values: dict, patch=None, record=None):
-    """Run the graph on `values` (placeholder name -> tensor) and return its user output.
+    """Run the graph on `values` (placeholder name -> tensor) and return its user output
+    (a tuple when it has several).
 
     `patch(node, args, kwargs)` may change a call's arguments (dropout off); `record(node,
     args, kwargs, out)` sees every call's resolved arguments and result (for layer rows)."""
@@ -206,7 +220,7 @@ def run(graph: Graph, values: dict, patch=None, record=None):
         if record is not None:
             record(node, args, kwargs, out)
         env[node.name] = out
-    return env[graph.output]
+    return env[graph.output] if len(graph.outputs) == 1 else tuple(env[name] for name in graph.outputs)
 
 
 class GraphError(RuntimeError):

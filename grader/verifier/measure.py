@@ -21,7 +21,7 @@ DROPOUTS = {"dropout": 2, "dropout_": 2, "native_dropout": 2, "feature_dropout":
 
 
 def verify(artefact: str, num_classes: int | None, device: str, training: dict, max_mb: int,
-           behaviour_too: bool = True) -> dict:
+           behaviour_too: bool = True, training_too: bool = True) -> dict:
     art = artefacts.read(Path(artefact), int(max_mb) << 20)
     graphs.DEVICE = torch.device(device)
     train = graphs.parse(art.graphs["train"], art.tensors)
@@ -32,7 +32,8 @@ def verify(artefact: str, num_classes: int | None, device: str, training: dict, 
         return {"trace": trace(art, train), "behaviour": {"device": device, "error": None, "skipped": True}}
     if not art.weights:
         raise artefacts.ArtefactError("the artefact holds no weights, and the checks need them")
-    return {"trace": trace(art, train), "behaviour": behaviour(art, train, evaluation, num_classes, device, training)}
+    return {"trace": trace(art, train),
+            "behaviour": behaviour(art, train, evaluation, num_classes, device, training, training_too)}
 
 
 def trace(art, train: graphs.Graph) -> dict:
@@ -49,7 +50,7 @@ def trace(art, train: graphs.Graph) -> dict:
     return result
 
 
-def behaviour(art, train, evaluation, num_classes, device: str, training: dict) -> dict:
+def behaviour(art, train, evaluation, num_classes, device: str, training: dict, training_too: bool = True) -> dict:
     dev = torch.device(device)
     seed = int(training["seed"])
     result: dict = {"device": device, "error": None}
@@ -58,6 +59,8 @@ def behaviour(art, train, evaluation, num_classes, device: str, training: dict) 
     stage = "forward"
     try:
         _forward_and_dropout(model, train, evaluation, art, seed, dev, result)
+        if not training_too:  # no check asks for the gradients or the training step
+            return result
         stage = "training"
         shape = result["forward"]["shape"]
         outputs = shape[-1] if len(shape) == 2 else num_classes

@@ -22,16 +22,18 @@ def main() -> None:
     threads = int(os.environ.get("DLGRADE_THREADS", "0"))
     if threads > 0:
         torch.set_num_threads(threads)
+    from grader import kinds
+
     from . import activations, compat, export, functions, loader, picking, probes, progress, recurrent, writer
 
     compat.release_gpu_libraries()
     progress.configure(channel()[1])
 
     handlers = {"load": loader.load, "trace": probes.trace, "behaviour": probes.behaviour, "kernels": probes.kernels,
-                "export": export.export, "cell": recurrent.cell, "memory": recurrent.memory,
+                "export": export.export,
                 "sentiment": recurrent.sentiment, "generation": recurrent.generation, "writer": writer.writer,
                 "candidates": picking.candidates, "alias": picking.alias, "activation": functions.activation,
-                "penalty": functions.penalty, "activations": activations.activations}
+                "penalty": functions.penalty, "activations": activations.activations, **kinds.worker_handlers()}
     hello = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.cuda.is_available(),
              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
              "threads": torch.get_num_threads(), "startup_seconds": round(time.time() - started, 2),

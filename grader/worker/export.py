@@ -90,6 +90,8 @@ def encode_program(program) -> dict:
     signature = program.graph_signature
     inputs = []
     for spec in signature.input_specs:
+        if spec.kind.name == "USER_INPUT" and isinstance(spec.arg, torch.export.graph_signature.ConstantArgument):
+            continue  # a None (a cell's first state): export specialised the graph on it
         kind = _KINDS.get(spec.kind.name)
         if kind is None:
             raise Unsupported(f"the exported graph takes a {spec.kind.name.lower()} input, which the grader cannot check")
@@ -152,19 +154,24 @@ def _origin(node) -> dict:
 def _write_tensors(path: Path, program, model, with_bytes: bool) -> list[dict]:
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     found = {**program.state_dict, **program.constants}
+    items = [(spec.target, found[spec.target], grads.get(spec.target, False))
+             for spec in program.graph_signature.input_specs if spec.kind.name != "USER_INPUT"]
+    return write_raw(path, items, with_bytes)
+
+
+def write_raw(path: Path, items, with_bytes: bool = True) -> list[dict]:
+    """[(target, tensor, requires_grad)] -> one file of raw bytes and its table."""
     table, offset = [], 0
     with open(path, "wb") as f:
-        for spec in program.graph_signature.input_specs:
-            if spec.kind.name == "USER_INPUT":
-                continue
-            tensor = found[spec.target].detach()
+        for target, tensor, requires_grad in items:
+            tensor = tensor.detach()
             size = 0
             if with_bytes:
                 tensor = tensor.to("cpu").contiguous()
                 f.write(tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else b"")
                 size = tensor.numel() * tensor.element_size()
-            table.append({"target": spec.target, "dtype": str(tensor.dtype).removeprefix("torch."),
+            table.append({"target": target, "dtype": str(tensor.dtype).removeprefix("torch."),
                           "shape": list(tensor.shape), "offset": offset, "bytes": size,
-                          "requires_grad": bool(grads.get(spec.target, False))})
+                          "requires_grad": bool(requires_grad)})
             offset += size
     return table

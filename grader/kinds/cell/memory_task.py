@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import progress
+from grader.worker import progress
 
 
 @dataclass(frozen=True)
