@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import kinds
 from .errors import RubricError
 from .rubric_fields import IDENT as _IDENT
 from .rubric_fields import Reader as _Reader
@@ -37,8 +38,6 @@ TASK_KINDS = {
     "next_char_model": (("forward", "continuation"), {"symbol": "name", "cell": "name"}),
     "text_generator": (("text", "sampling", "seeded"),
                        {"function": "name", "model": "name", "length": "int", "start": "strings"}),
-    "activation_function": (("source", "values"), {"function": "name"}),
-    "weight_penalty": (("gradient",), {"function": "name", "strength": "float?"}),
     "lr_decay": (("decay",), {}),
     "activation_maps": (("maps",), {"model": "name", "images": "strings", "channels": "ints"}),
     "companion_files": (("present",), {"extensions": "strings", "note": "text?"}),
@@ -461,9 +460,10 @@ def _model(path: str, where: str, data: Any, part_of, training: TrainingSpec) ->
 
 def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:
     kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in TASK_KINDS:
-        raise RubricError(path, f"{where}.kind", f"unknown task kind {kind!r} (known: {', '.join(TASK_KINDS)})")
-    point_kinds, param_types = TASK_KINDS[kind]
+    known = {**TASK_KINDS, **kinds.task_kinds()}
+    if kind not in known:
+        raise RubricError(path, f"{where}.kind", f"unknown task kind {kind!r} (known: {', '.join(known)})")
+    point_kinds, param_types = known[kind]
     r = _Reader(path, where, data, {"id", "kind", "part", "points", "visibility"} | set(param_types))
     checks = {"name": lambda: r.get(name, str, check=_identifier), "int": lambda: r.get(name, int, check=_positive),
               "float": lambda: r.get(name, float, check=_positive),
@@ -530,6 +530,9 @@ def _model_check_name(m: ModelSpec, v: Variant, kind: str) -> str:
 
 
 def _task_check_name(t: TaskSpec, kind: str) -> str:
+    moved = kinds.check_name(t, kind)
+    if moved is not None:
+        return moved
     if t.kind == "kernel_visualization":
         fn, model = t.params["function"], t.params["model"]
         return {
@@ -537,11 +540,6 @@ def _task_check_name(t: TaskSpec, kind: str) -> str:
             "images": f"{fn} saves the kernel images",
         }[kind]
     p = t.params
-    if t.kind == "activation_function":
-        return {"source": f"{p['function']} is written from scratch, without torch's SiLU",
-                "values": f"{p['function']}(x) equals x * sigmoid(x), and so does its gradient"}[kind]
-    if t.kind == "weight_penalty":
-        return f"{p['function']}: an L1 penalty whose gradient is strength * sign(w)"
     if t.kind == "activation_maps":
         ch = " and ".join(str(c) for c in p["channels"])
         return f"{p['model']}'s first two conv layers give {ch} activation maps on the handout's images (drawn in the report)"

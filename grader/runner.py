@@ -19,7 +19,7 @@ from . import kinds
 from .facts import Facts, ProbeOutcome
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
-from .sourcescan import FORBIDDEN, SILU, builtin_uses
+from .sourcescan import FORBIDDEN, builtin_uses
 from .verifying import INSIDE, Verifier
 
 MAX_STARTS = 6  # the first worker and five replacements
@@ -40,8 +40,7 @@ MIN_PROBE_SECONDS = 5
 
 
 TASK_OPS = {"kernel_visualization": "kernels", "sentiment_model": "sentiment", "next_char_model": "generation",
-            "text_generator": "writer", "activation_function": "activation", "weight_penalty": "penalty",
-            "activation_maps": "activations"}
+            "text_generator": "writer", "activation_maps": "activations"}
 
 
 def probe_key(check: Check) -> tuple | None:
@@ -118,7 +117,7 @@ class Runner:
             if key is not None:
                 plan.setdefault(key, check)
         # Cheap probes first, so a hang in training never costs the shape and contract checks.
-        rank = {"trace": 0, "activation": 1, "penalty": 1, "sentiment": 2, "generation": 2, "behaviour": 3,
+        rank = {"trace": 0, "sentiment": 2, "generation": 2, "behaviour": 3,
                 "writer": 4, "kernels": 5, "activations": 5, **kinds.probe_ranks()}
         order = sorted(plan, key=lambda k: rank[k[0]])
         self.plan = plan
@@ -150,9 +149,6 @@ class Runner:
                 self._draw_activations(key[1], outcome.result)
         for moved in kinds.runners():
             moved.after(self)
-        for task in self.rubric.tasks:
-            if task.kind == "activation_function":
-                self.facts.source_findings[task.params["function"]] = self.scan(task.params["function"], SILU)
         self.facts.peak_tree_mb = round(self.sandbox.peak_tree_mb, 1)
         self.facts.environment["isolation"] = self.sandbox.isolation
         self.facts.environment["cgroups"] = ",".join(self.sandbox.cgroup_kinds)
@@ -202,6 +198,9 @@ class Runner:
         outcome = ProbeOutcome(seconds=reply.seconds, peak_mb=reply.peak_mb)
         if reply.ok:
             outcome.result = self.localize(reply.result)
+            moved = kinds.runner_for(check.kind)
+            if getattr(moved, "judge", None) and isinstance(outcome.result, dict):  # raw outputs: judged here
+                outcome.result = moved.judge(self, key, outcome.result)
         else:
             outcome.error = self.localize(reply.error)
         return outcome
@@ -480,12 +479,6 @@ class Runner:
             return "activations", {"symbol": model.symbol, "args": args, "kwargs": kwargs, "images": images,
                                    "input": list(model.input), "seed": self.rubric.training.seed}, \
                 f"running {model.symbol} on {len(images)} images"
-        if key[0] == "activation":
-            return "activation", {"symbol": check.task.params["function"], "seed": self.rubric.training.seed}, \
-                f"{check.task.params['function']}(x)"
-        if key[0] == "penalty":
-            return "penalty", {"symbol": check.task.params["function"], "strength": check.task.params.get("strength", 1e-3),
-                               "seed": self.rubric.training.seed}, f"{check.task.params['function']}(model, ...)"
         if key[0] in ("sentiment", "generation", "writer"):
             p = dict(check.task.params)
             if key[0] == "writer":

@@ -21,11 +21,14 @@ from grader.worker import probes
 
 PLAIN = Path(__file__).resolve().parent / "submissions" / "hw5_plain"
 ONLY = ("lstmcell.*",)
+# The routes that rewrite replies let the worker really run what they forge: they are graded
+# without the memory task, whose failing run alone takes 15 s (the handler route forges it).
+QUICK = ("lstmcell.contract", "lstmcell.parameters", "lstmcell.builtins", "lstmcell.behaviour")
 WRONG = ("c = f * prev_c + i * c_tilde  # LSTM-C", "c = i * c_tilde + 0 * f")
 
 
-def _grade(folder: Path):
-    return api.grade(folder, "cs1699-hw5", api.Options(device="cpu", only=ONLY))
+def _grade(folder: Path, only=ONLY):
+    return api.grade(folder, "cs1699-hw5", api.Options(device="cpu", only=only))
 
 
 def _submission(folder: Path, prefix: str = "") -> Path:
@@ -125,29 +128,32 @@ for _table in _gc.get_objects():
 
 
 @pytest.fixture(scope="module")
-def honest(tmp_path_factory) -> float:
-    """The wrong cell's own score, with nothing forged: measured by the verifier."""
+def honest(tmp_path_factory) -> dict:
+    """The wrong cell's own points per check, with nothing forged: measured by the verifier."""
     report = _grade(_submission(tmp_path_factory.mktemp("honest") / "hw5"))
     checks = by_id(report)
     assert checks["lstmcell.contract"].passed and checks["lstmcell.parameters"].passed
     assert not checks["lstmcell.behaviour"].passed and not checks["lstmcell.memory"].passed
     assert not any("measured-inside-submission" in c.tags for c in report.checks)
-    return report.score
+    return {c.check_id: c.points for c in report.checks}
 
 
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_a_cell_forgery_earns_at_most_the_honest_score(route, tmp_path, forged_facts, honest):
     prefix = ROUTES[route] if route in ("optimizer", "artefact") else FORGE.format(facts=forged_facts) + ROUTES[route]
-    report = _grade(_submission(tmp_path / "hw5", prefix))
+    quick = route in ("encoder", "pipe")
+    report = _grade(_submission(tmp_path / "hw5", prefix), QUICK if quick else ONLY)
     checks = by_id(report)
-    assert report.score <= honest, {c.check_id: (c.points, c.message) for c in report.checks}
-    assert not checks["lstmcell.behaviour"].passed and not checks["lstmcell.memory"].passed
+    assert report.score <= sum(honest[c.check_id] for c in report.checks), \
+        {c.check_id: (c.points, c.message) for c in report.checks}
+    assert not checks["lstmcell.behaviour"].passed
+    assert quick or not checks["lstmcell.memory"].passed
     if route in ("encoder", "pipe", "handlers"):  # it forced the fall-back: passes are held, never awarded
         held = [c for c in report.checks if c.status is Status.MANUAL]
         assert held and all("Held for the course staff" in c.message for c in held)
         assert all("measured-inside-submission" in c.tags for c in report.checks)
     if route == "optimizer":  # the verifier trains with its own loss and optimizer: the verdicts are honest ones
-        assert report.score == honest
+        assert report.score == sum(honest.values())
         assert "Held" not in checks["lstmcell.memory"].message
     if route == "artefact":
         assert "aten.from_file, which the verifier does not run" in checks["lstmcell.contract"].message

@@ -38,6 +38,18 @@ def test_a_cell_check_leads_to_the_cell_folder_and_to_no_other_table():
     assert kinds.of_check("construct") is None  # model checks: not moved yet
 
 
+@pytest.mark.parametrize("name", ["activation_function", "weight_penalty"])
+def test_a_task_kind_in_a_folder_is_known_to_rubrics_only_through_the_registry(name):
+    from grader import rubric
+
+    assert name not in rubric.TASK_KINDS and name in kinds.task_kinds()
+    graded = load_rubric("ece661-hw2")
+    task = next(t for t in graded.tasks if t.kind == name)
+    checks = [c for c in graded.checks() if c.task is task]
+    assert [c.kind for c in checks] == [f"{name}.{k}" for k in kinds.resolve(kinds.KINDS[name].spec).CHECK_KINDS]
+    assert all(c.name == kinds.check_name(task, c.kind.split(".", 1)[1]) for c in checks)
+
+
 def test_the_scoring_side_of_a_kind_does_not_import_torch():
     import subprocess
 

@@ -28,12 +28,16 @@ class Kind:
     verifier: dict[str, str] = field(default_factory=dict)  # verifier op -> "module:function"
     results: str = ""  # module whose RESULTS give grader.replies the shape of the worker's results
     run: str = ""  # module the runner asks for probe keys, requests and the verifier's measurement
+    spec: str = ""  # module with the rubric table's fields (CHECK_KINDS, PARAMS) and the checks' names
+    table: str = "task"  # the rubric table it is written in: [[task]] with kind = name, or its own
 
 
 def _kinds() -> tuple[Kind, ...]:
+    from .activation_function import KIND as activation_function
     from .cell import KIND as cell
+    from .weight_penalty import KIND as weight_penalty
 
-    return (cell,)
+    return (cell, activation_function, weight_penalty)
 
 
 KINDS = {kind.name: kind for kind in _kinds()}
@@ -83,6 +87,22 @@ def runner_for(check_kind: str):
     """The run module of the kind a check belongs to, or None for kinds not yet moved."""
     kind = of_check(check_kind)
     return resolve(kind.run) if kind is not None and kind.run else None
+
+
+def task_kinds() -> dict[str, tuple]:
+    """[[task]] kinds: name -> (the checks it may give points to, its parameters and their types)."""
+    out = {}
+    for kind in KINDS.values():
+        if kind.table == "task" and kind.spec:
+            spec = resolve(kind.spec)
+            out[kind.name] = (spec.CHECK_KINDS, spec.PARAMS)
+    return out
+
+
+def check_name(task, check: str) -> str | None:
+    """What a task's check is called in the report, from its kind's spec (None: not moved)."""
+    kind = KINDS.get(task.kind)
+    return resolve(kind.spec).check_name(task, check) if kind is not None and kind.spec else None
 
 
 def runners() -> list:

@@ -91,3 +91,20 @@ def _value(kind, value, where: str):
             raise FactError(f"{where}: expected an object")
         return value
     raise FactError(f"{where}: no decoder for {kind!r}")  # a dataclass annotated with a type we do not carry
+
+
+def numbers(value, size: int, most: int = MAX_ITEMS) -> list[float] | None:
+    """A list of `size` numbers (NaN and infinity arrive as "nan", "inf", "-inf"), else None."""
+    if not isinstance(value, list) or len(value) != size or size > most:
+        return None
+    out = []
+    for v in value:
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, (int, float)):
+            out.append(float(v))
+        elif v in ("nan", "inf", "-inf"):
+            out.append(float(v))
+        else:
+            return None
+    return out

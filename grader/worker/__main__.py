@@ -24,7 +24,7 @@ def main() -> None:
         torch.set_num_threads(threads)
     from grader import kinds
 
-    from . import activations, compat, export, functions, loader, picking, probes, progress, recurrent, writer
+    from . import activations, compat, export, loader, picking, probes, progress, recurrent, writer
 
     compat.release_gpu_libraries()
     progress.configure(channel()[1])
@@ -32,8 +32,8 @@ def main() -> None:
     handlers = {"load": loader.load, "trace": probes.trace, "behaviour": probes.behaviour, "kernels": probes.kernels,
                 "export": export.export,
                 "sentiment": recurrent.sentiment, "generation": recurrent.generation, "writer": writer.writer,
-                "candidates": picking.candidates, "alias": picking.alias, "activation": functions.activation,
-                "penalty": functions.penalty, "activations": activations.activations, **kinds.worker_handlers()}
+                "candidates": picking.candidates, "alias": picking.alias, "activations": activations.activations,
+                **kinds.worker_handlers()}
     hello = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.cuda.is_available(),
              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
              "threads": torch.get_num_threads(), "startup_seconds": round(time.time() - started, 2),

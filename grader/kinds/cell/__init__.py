@@ -18,4 +18,6 @@ KIND = Kind(
     verifier={"verify_cell": "grader.kinds.cell.measure:verify"},
     results="grader.kinds.cell.run",
     run="grader.kinds.cell.run",
+    spec="grader.kinds.cell.spec",
+    table="cell",
 )

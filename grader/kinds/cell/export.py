@@ -45,9 +45,7 @@ def export_cell(symbol: str, family: str, seed: int, folder: str, memory: bool) 
         except Exception as exc:
             result["stopped"] = failures.describe(exc, stage)
         stage = "export"
-        configs, items = [], []
-        for size in sizes(family, memory):
-            _export_size(Cell, size, family, seed, configs, items)
+        folder = write(Cell, sizes(family, memory), family, seed, folder)
     except Unsupported as exc:
         result["error"] = {"type": "Unsupported", "message": str(exc), "stage": "export", "file": None,
                            "line": None, "code": None, "trace": []}
@@ -55,16 +53,25 @@ def export_cell(symbol: str, family: str, seed: int, folder: str, memory: bool) 
     except BaseException as exc:
         result["error"] = failures.describe(exc, stage)
         return result
+    result["artefact"] = str(folder)
+    return result
+
+
+def write(Cell, wanted: list[Size], family: str, seed: int, folder: str) -> Path:
+    """Export each size's steps and write the artefact into `folder` (in the run folder,
+    made with its files by the scorer: rewritten in place)."""
+    configs, items = [], []
+    for size in wanted:
+        _export_size(Cell, size, family, seed, configs, items)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)  # the scorer made it, with its files: rewritten in place
+    folder.mkdir(parents=True, exist_ok=True)
     tensors = write_raw(folder / "weights.bin", items)
-    manifest = {"format": FORMAT, "kind": "cell", "class_name": result["class_name"], "weights": True,
+    manifest = {"format": FORMAT, "kind": "cell", "class_name": getattr(Cell, "__name__", "?")[:80], "weights": True,
                 "tensors": tensors, "configs": configs}
     (folder / "manifest.json").write_text(json.dumps(manifest, allow_nan=False))
-    result["artefact"] = str(folder)
     del items, configs
-    gc.collect()
-    return result
+    gc.collect()  # export's graphs hold the cells in reference cycles
+    return folder
 
 
 def _export_size(Cell, size: Size, family: str, seed: int, configs: list, items: list) -> None:

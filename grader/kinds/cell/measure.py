@@ -44,6 +44,13 @@ class Size:
     not_for: tuple[str, ...] = ()  # families that have no such check
 
 
+def memory_size(cfg: MemoryTaskConfig = MEMORY) -> Size:
+    """The memory task's cell: its sizes, and steps at its training and held-out batches."""
+    return Size("memory", cfg.input_size, cfg.hidden, True, 0,
+                tuple(f"{kind}@{batch}" for batch in (cfg.batch, cfg.eval_batch) for kind in ("first", "step")),
+                train=True)
+
+
 SIZES = (
     Size("no_bias", anatomy.INPUT, anatomy.HIDDEN, False, 0),
     Size("default_bias", anatomy.INPUT, anatomy.HIDDEN, None, 0),
@@ -52,9 +59,7 @@ SIZES = (
     Size("rows", anatomy.INPUT, anatomy.HIDDEN, True, 17, (f"step@{anatomy.BATCH}",), anatomy=True),
     Size("path", anatomy.SMALL_INPUT, anatomy.SMALL_HIDDEN, True, 17, (f"step@{anatomy.BATCH}",), anatomy=True,
          not_for=("gru",)),  # a GRU has no cell state to follow
-    Size("memory", MEMORY.input_size, MEMORY.hidden, True, 0,
-         tuple(f"{kind}@{batch}" for batch in (MEMORY.batch, MEMORY.eval_batch) for kind in ("first", "step")),
-         train=True),
+    memory_size(),
 )
 
 
