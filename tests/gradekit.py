@@ -84,3 +84,27 @@ def require_env(flag: str, available: bool, reason: str):
     if os.environ.get(flag) == "1":
         pytest.fail(f"{reason}, and {flag}=1 says it must be available")
     pytest.skip(reason)
+
+
+# Two ways a submission rewrites the worker's replies: the JSON encoder of grader.protocol, and
+# os.write on the reply pipe. Each needs the submission to define _forge(message) -> message
+# (and import json as _json) before it.
+REPLY_ROUTES = {
+    "encoder": '''
+import grader.protocol as _protocol
+_encode = _protocol.encode
+_protocol.encode = lambda message: _encode(_forge(message))
+''',
+    "pipe": '''
+import os as _os
+_REPLY_FD = int(_os.environ["DLGRADE_FDS"].split(",")[1])
+_write = _os.write
+def _forged_write(fd, data):
+    if fd == _REPLY_FD:
+        message = _json.loads(bytes(data).split(b"\\n")[0])
+        _write(fd, (_json.dumps(_forge(message)) + "\\n").encode())
+        return len(data)
+    return _write(fd, data)
+_os.write = _forged_write
+''',
+}

@@ -81,8 +81,9 @@ def workspace(tmp_path):
     tree.remove(folder)
 
 
-def _grade_in(mode: str, tmp_path: Path, source: str, only: str):
-    """Grade `source` by the CLI in `mode`; (process, results.json, the grader's scratch folder)."""
+def _grade_in(mode: str, tmp_path: Path, source: str, only: str, assignment: str = "cs1678-hw4",
+              name: str = "cnn_trainer.py"):
+    """Grade `source` (the file `name`) by the CLI in `mode`; (process, results.json, the grader's scratch folder)."""
     as_root, isolation, way, needs_reach = MODES[mode]
     if os.geteuid() != 0:
         pytest.skip("switching between root and an ordinary user needs root")
@@ -91,7 +92,7 @@ def _grade_in(mode: str, tmp_path: Path, source: str, only: str):
     if needs_reach:
         require_env("DLGRADE_REQUIRE_ALL_MODES", _reachable(),
                     f"other uids cannot start {sys.executable} (it lives in a folder only root may enter)")
-    sub = write_submission(tmp_path / "sub", source)
+    sub = write_submission(tmp_path / "sub", source, name)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLGRADE_")}
     env["DLGRADE_BWRAP_WAY"] = way
@@ -106,7 +107,7 @@ def _grade_in(mode: str, tmp_path: Path, source: str, only: str):
         os.chown(home, user, user)
         os.chown(scratch, user, user)
         env["HOME"] = str(home)
-    command = [sys.executable, "-m", "grader.cli", str(sub), "--assignment", "cs1678-hw4", "--out", str(out),
+    command = [sys.executable, "-m", "grader.cli", str(sub), "--assignment", assignment, "--out", str(out),
                "--only", only, "--device", "cpu", "--isolation", isolation]
     if not as_root:
         out.mkdir()
@@ -126,6 +127,23 @@ def test_a_forgery_earns_at_most_the_honest_score_in_every_mode(mode, workspace)
                         "behaviour": {"device": "cpu", "error": None}})
     done, results, _ = _grade_in(mode, workspace, FORGE.format(facts=facts) + ROUTES["handlers"] + _wrong_source(),
                                  "alexnet.construct.nc4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert results["score"] == 0, results["tests"]
+    (test,) = results["tests"]
+    assert "Held for the course staff" in test["output"] and "measured inside" in test["extra_data"]["measured_inside"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_cell_forgery_is_held_in_every_mode(mode, workspace):
+    """The same for a recurrent cell: the handler table answers for a correct LSTMCell."""
+    from test_forgery_cells import FORGE, PLAIN, ROUTES, WRONG
+
+    facts = json.dumps({"cell": {"error": None, "state_kind": "pair", "second_state_kind": "pair",
+                                 "state_shapes": [[3, 5], [3, 5]], "params_default_bias": 1, "params_without_bias": 1},
+                        "memory": {}})
+    wrong = (PLAIN / "rnn_modules.py").read_text().replace(*WRONG)
+    done, results, _ = _grade_in(mode, workspace, FORGE.format(facts=facts) + ROUTES["handlers"] + wrong,
+                                 "lstmcell.contract", "cs1699-hw5", "rnn_modules.py")
     assert done.returncode == 0, done.stderr[-3000:]
     assert results["score"] == 0, results["tests"]
     (test,) = results["tests"]

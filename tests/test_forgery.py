@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from gradekit import by_id, grade, mutate, plain_source, write_submission
+from gradekit import REPLY_ROUTES, by_id, grade, mutate, plain_source, write_submission
 from grader.results import Status
 from grader.worker import probes
 
@@ -63,23 +63,7 @@ def _forge(reply):
 '''
 
 ROUTES = {
-    "encoder": '''
-import grader.protocol as _protocol
-_encode = _protocol.encode
-_protocol.encode = lambda message: _encode(_forge(message))
-''',
-    "pipe": '''
-import os as _os
-_REPLY_FD = int(_os.environ["DLGRADE_FDS"].split(",")[1])
-_write = _os.write
-def _forged_write(fd, data):
-    if fd == _REPLY_FD:
-        message = _json.loads(bytes(data).split(b"\\n")[0])
-        _write(fd, (_json.dumps(_forge(message)) + "\\n").encode())
-        return len(data)
-    return _write(fd, data)
-_os.write = _forged_write
-''',
+    **REPLY_ROUTES,
     "handlers": '''
 import gc as _gc
 for _table in _gc.get_objects():
