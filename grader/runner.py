@@ -205,6 +205,17 @@ class Runner:
             outcome.error = self.localize(reply.error)
         return outcome
 
+    def export_call(self, op: str, symbol: str, args: dict, timeout: float, what: str):
+        """Ask the worker for an export: (reply, the student's error localized), or (the crash's
+        outcome, None), the crash recorded against `symbol` so its other checks do not run."""
+        try:
+            reply = self.sandbox.call(op, args, timeout, what)
+        except WorkerCrashed as crash:
+            self.symbol_crash[symbol] = crash.detail
+            return ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout), None
+        self.facts.add_hazards(reply.notes)
+        return reply, self.localize(reply.error if not reply.ok else reply.result.get("error"))
+
     def _export(self, key: tuple, check: Check, timeout: float) -> ProbeOutcome | None:
         """The model's trace and behaviour, measured by the verifier from an exported graph.
         None when export stopped: then the worker measures it, and the verdicts say so."""
@@ -214,18 +225,13 @@ class Runner:
         training = dataclasses.asdict(model.training or self.rubric.training)
         who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
         behaviour_too = ("behaviour", symbol, suffix) in self.plan  # else only the layers: no weights, no training
-        try:
-            reply = self.sandbox.call("export", {"symbol": symbol, "args": args, "kwargs": kwargs,
-                                                 "input": list(model.input), "batch": int(training["batch"]),
-                                                 "seed": int(training["seed"]),
-                                                 "folder": str(self.sandbox.run_dir / "artefacts" / "model"),
-                                                 "weights": behaviour_too},
-                                      timeout, f"building and exporting {who}")
-        except WorkerCrashed as crash:
-            self.symbol_crash[symbol] = crash.detail
-            return ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
-        self.facts.add_hazards(reply.notes)
-        error = self.localize(reply.error if not reply.ok else reply.result.get("error"))
+        reply, error = self.export_call("export", symbol, {
+            "symbol": symbol, "args": args, "kwargs": kwargs, "input": list(model.input),
+            "batch": int(training["batch"]), "seed": int(training["seed"]),
+            "folder": str(self.sandbox.run_dir / "artefacts" / "model"), "weights": behaviour_too},
+            timeout, f"building and exporting {who}")
+        if isinstance(reply, ProbeOutcome):
+            return reply
         if error and error.get("stage") == "construct":
             outcome = ProbeOutcome(result={"constructed": False, "rows": [], "error": error}, seconds=reply.seconds)
             self.facts.probes[("behaviour", symbol, suffix)] = ProbeOutcome(result={"error": error})

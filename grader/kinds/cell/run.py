@@ -88,17 +88,12 @@ def _export(runner, check, folder: str, timeout: float, state: dict):
     """The worker's export, copied for the verifier: what the class itself said (a dict), a
     failed outcome, or None (export stopped: measured inside, and marked so)."""
     symbol = check.cell.symbol
-    try:
-        reply = runner.sandbox.call("export_cell", {"symbol": symbol, "family": check.cell.family,
-                                                    "seed": runner.rubric.training.seed,
-                                                    "memory": ("memory", symbol) in runner.plan,
-                                                    "folder": str(runner.sandbox.run_dir / "artefacts" / ARTEFACT)},
-                                    timeout, f"building and exporting {symbol}")
-    except WorkerCrashed as crash:
-        runner.symbol_crash[symbol] = crash.detail
-        return ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
-    runner.facts.add_hazards(reply.notes)
-    error = runner.localize(reply.error if not reply.ok else reply.result.get("error"))
+    reply, error = runner.export_call("export_cell", symbol, {
+        "symbol": symbol, "family": check.cell.family, "seed": runner.rubric.training.seed,
+        "memory": ("memory", symbol) in runner.plan, "folder": str(runner.sandbox.run_dir / "artefacts" / ARTEFACT)},
+        timeout, f"building and exporting {symbol}")
+    if isinstance(reply, ProbeOutcome):
+        return reply
     own = {k: reply.result[k] for k in (*WORKER_SAYS, "stopped") if reply.ok and k in reply.result}
     if error and error.get("stage") == "construct":
         return ProbeOutcome(result={"error": error, "builtin_calls": [], **own}, seconds=reply.seconds)
