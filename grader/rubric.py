@@ -36,8 +36,6 @@ TASK_KINDS = {
                              {"function": "name", "helper": "name", "model": "name", "num_classes": "int"}),
     "sentiment_model": (("forward", "last_token"), {"symbol": "name", "cell": "name"}),
     "next_char_model": (("forward", "continuation"), {"symbol": "name", "cell": "name"}),
-    "text_generator": (("text", "sampling", "seeded"),
-                       {"function": "name", "model": "name", "length": "int", "start": "strings"}),
     "lr_decay": (("decay",), {}),
     "activation_maps": (("maps",), {"model": "name", "images": "strings", "channels": "ints"}),
     "companion_files": (("present",), {"extensions": "strings", "note": "text?"}),
@@ -551,10 +549,7 @@ def _task_check_name(t: TaskSpec, kind: str) -> str:
         "sentiment_model": {"forward": f"{p.get('symbol')} gives two scores per review",
                             "last_token": f"{p.get('symbol')} reads each review's last real token, whatever the padding"},
         "next_char_model": {"forward": f"{p.get('symbol')} predicts scores over the vocabulary and returns its state",
-                            "continuation": f"{p.get('symbol')} continues from a passed state exactly"},
-        "text_generator": {"text": f"{p.get('function')} returns text that starts with the start string, of the right length",
-                           "sampling": f"{p.get('function')} samples each character from the model's distribution",
-                           "seeded": f"{p.get('function')} is reproducible under a seed"},
+                            "continuation": f"{p.get('symbol')} continues from a passed state exactly"}
     }
     return names.get(t.kind, {}).get(kind, f"{t.id}: {kind}")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import kinds
 from .facts import Facts, ProbeOutcome
+from .kinds.wire import FactError
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
 from .sourcescan import FORBIDDEN, builtin_uses
@@ -40,7 +41,7 @@ MIN_PROBE_SECONDS = 5
 
 
 TASK_OPS = {"kernel_visualization": "kernels", "sentiment_model": "sentiment", "next_char_model": "generation",
-            "text_generator": "writer", "activation_maps": "activations"}
+            "activation_maps": "activations"}
 
 
 def probe_key(check: Check) -> tuple | None:
@@ -118,7 +119,7 @@ class Runner:
                 plan.setdefault(key, check)
         # Cheap probes first, so a hang in training never costs the shape and contract checks.
         rank = {"trace": 0, "sentiment": 2, "generation": 2, "behaviour": 3,
-                "writer": 4, "kernels": 5, "activations": 5, **kinds.probe_ranks()}
+                "kernels": 5, "activations": 5, **kinds.probe_ranks()}
         order = sorted(plan, key=lambda k: rank[k[0]])
         self.plan = plan
         # Models whose checks include a training step: for the others the verifier stops at forward.
@@ -184,8 +185,8 @@ class Runner:
             if verified is not None:
                 return verified
         op, args, what = self._request(key, check)
-        if op == "writer":
-            args["budget_seconds"] = timeout  # the writer skips its optional runs when slow
+        if "budget_seconds" in args:
+            args["budget_seconds"] = timeout  # a probe that skips its optional runs when slow (the writer)
         try:
             reply = self.sandbox.call(op, args, timeout, what)
         except WorkerCrashed as crash:
@@ -200,7 +201,12 @@ class Runner:
             outcome.result = self.localize(reply.result)
             moved = kinds.runner_for(check.kind)
             if getattr(moved, "judge", None) and isinstance(outcome.result, dict):  # raw outputs: judged here
-                outcome.result = moved.judge(self, key, outcome.result)
+                try:
+                    outcome.result = moved.judge(self, key, outcome.result)
+                except FactError as exc:  # the reply is not what the worker sends
+                    outcome.result = None
+                    outcome.crash, outcome.crash_reason = f"the grading process sent a reply the grader could not " \
+                                                          f"read ({str(exc)[:200]})", "protocol"
         else:
             outcome.error = self.localize(reply.error)
         return outcome
@@ -485,10 +491,8 @@ class Runner:
             return "activations", {"symbol": model.symbol, "args": args, "kwargs": kwargs, "images": images,
                                    "input": list(model.input), "seed": self.rubric.training.seed}, \
                 f"running {model.symbol} on {len(images)} images"
-        if key[0] in ("sentiment", "generation", "writer"):
+        if key[0] in ("sentiment", "generation"):
             p = dict(check.task.params)
-            if key[0] == "writer":
-                p["handoff"] = self.facts.handoffs.get(check.task.id)
             return key[0], {**p, "seed": self.rubric.training.seed}, \
                 f"{p.get('function') or p.get('symbol')}(...)"
         if key[0] == "kernels":

@@ -78,7 +78,8 @@ def _mark_inside(check: Check, facts: Facts, result: CheckResult) -> CheckResult
     was measured, since that process could have reported anything."""
     key = (check.model.symbol, check.variant.suffix) if check.model is not None else \
         (check.cell.symbol, None) if check.cell is not None else None
-    why = facts.measured_inside.get(key) if key else None
+    # ... or a verdict that rests on what only that process could tell says so itself
+    why = (facts.measured_inside.get(key) if key else None) or result.details.get("measured_inside")
     if not why:
         return result
     result.details["measured_inside"] = why

@@ -1,4 +1,4 @@
-"""Checks on the RNN models and the text generator of the Shakespeare part."""
+"""Checks on the RNN models of the sentiment and Shakespeare parts."""
 from __future__ import annotations
 
 from ..facts import Facts
@@ -7,7 +7,7 @@ from ..results import CheckResult
 from ..rubric import Check, Rubric
 from .common import explain, result, unavailable
 
-_OPS = {"sentiment_model": "sentiment", "next_char_model": "generation", "text_generator": "writer"}
+_OPS = {"sentiment_model": "sentiment", "next_char_model": "generation"}
 
 
 def _probe(check: Check, facts: Facts):
@@ -135,103 +135,5 @@ def generation_continuation(check: Check, facts: Facts, rubric: Rubric) -> Check
     return result(check, True, "Two halves with the state carried over give exactly the scores of the whole history.")
 
 
-# ------------------------------------------------------------------ the writer
-
-def _runs(res: dict, *purposes: str) -> list[dict]:
-    runs = res.get("runs", [])
-    return [r for r in runs if r.get("purpose") in purposes] if purposes else runs
-
-
-def _lowered(res: dict) -> str:
-    """Which of the submission's own lengths the grader lowered, to say so in the message."""
-    names = [str(n) for n in res.get("lowered", []) if isinstance(n, str)][:3]
-    if not names:
-        return ""
-    return f" ({', '.join(names)} set to {res.get('expected_length')} while grading, so it runs quickly)"
-
-
-def writer_text(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts)
-    if problem:
-        return problem
-    fn = check.task.params["function"]
-    starts = check.task.params["start"]
-    runs = _runs(res, "first", "start")
-    skipped = [r.get("start") for r in res.get("skipped_runs", []) if r.get("purpose") == "start"]
-    if len(runs) + len(skipped) < len(starts):
-        return result(check, False, explain(res.get("error"), f"{fn} from {starts[len(runs)]!r}") + " "
-                      + given_text(facts.handoffs.get(check.task.id)))
-    expected = res.get("expected_length")
-    for run in runs:
-        if run.get("type") != "str":
-            return result(check, False, f"{fn} returned a {run.get('type')} for {run['start']!r}; it should return the text.")
-        if not run["starts"]:
-            return result(check, False, f"The text for {run['start']!r} does not start with it: {run['head'][:40]!r}...",
-                          "Return the start string followed by the generated characters.")
-        if expected and run["length"] not in (expected, expected + len(run["start"])):
-            return result(check, False, f"The text for {run['start']!r} has {run['length']:,} characters; "
-                                        f"{expected:,} generated characters were asked for{_lowered(res)}.",
-                          "Generate exactly the requested number of characters after the start string.")
-    heads = "; ".join(f"{r['start']!r}: {r['head'][:30]!r}..." for r in runs)
-    note = ""
-    if skipped:
-        seconds = max(float(r.get("seconds_per_text", 0)) for r in res["skipped_runs"])
-        note = (f" {', '.join(map(repr, skipped))} was not run: one text took {seconds:.0f} s, and the time limit "
-                "would not allow more.")
-    return result(check, True, f"{fn} returned texts that start with {', '.join(repr(r['start']) for r in runs)} and "
-                               f"have the requested length{_lowered(res)} ({heads}).{note}")
-
-
-def writer_sampling(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts)
-    if problem:
-        return problem
-    fn = check.task.params["function"]
-    runs = [r for r in _runs(res) if r.get("type") == "str"]
-    if not runs:
-        return result(check, False, "Not graded: no text came back (see the previous check).")
-    favoured = res.get("favoured", [])
-    if res.get("crafted"):
-        others = sum(r["other_chars"] for r in runs)
-        if others:
-            sample = runs[0].get("sample_of_others", "")
-            return result(check, False, f"The grader's model puts all the probability on {' and '.join(map(repr, favoured))}, "
-                                        f"but the text has {others:,} other characters (such as {sample[:10]!r}).",
-                          "Sample the next character from the model's own scores (sample_next_char_id), not from a fixed distribution.")
-        used = {ch for r in runs for ch, n in r["favoured_counts"].items() if n}
-        if len(used) < len(favoured):
-            return result(check, False, f"The model gives {' and '.join(map(repr, favoured))} equal probability, but only "
-                                        f"{', '.join(map(repr, sorted(used)))} appeared: the next character is the most likely "
-                                        "one each time, not a sample.",
-                          "Use sample_next_char_id (a Categorical over the logits) instead of argmax.")
-        return result(check, True, f"With the grader's model (half {favoured[0]!r}, half {favoured[1]!r}), the generated "
-                                   "characters come only from the model's distribution, and both appear.")
-    first, other = _runs(res, "first")[:1], _runs(res, "seed")[:1]
-    if first and other and first[0].get("fingerprint") == other[0].get("fingerprint"):
-        return result(check, False, "Two different seeds gave the same text: the characters are not sampled.",
-                      "Use sample_next_char_id (a Categorical over the logits) instead of argmax.")
-    if not other:
-        return result(check, False, "Not graded: the grader could not set the writer's output layer, and there was no "
-                                    "time to compare texts from two seeds.")
-    return result(check, True, f"Different seeds give different texts (the grader could not set {fn}'s output layer, "
-                               "so the distribution itself was not checked).")
-
-
-def writer_seeded(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts)
-    if problem:
-        return problem
-    first, again = _runs(res, "first")[:1], _runs(res, "repeat")[:1]
-    if not first or not again or any(r.get("type") != "str" for r in first + again):
-        return result(check, False, "Not graded: no text came back (see the first check of this part).")
-    first, again = first[0], again[0]
-    if first["fingerprint"] != again["fingerprint"]:
-        return result(check, False, f"The same seed gave two different texts for {first['start']!r}.",
-                      "Draw all randomness from torch's generator, so torch.manual_seed makes a run repeatable.")
-    return result(check, True, f"torch.manual_seed makes the text for {first['start']!r} repeatable.")
-
-
 CHECKS = {"sentiment_model.forward": sentiment_forward, "sentiment_model.last_token": sentiment_last_token,
-          "next_char_model.forward": generation_forward, "next_char_model.continuation": generation_continuation,
-          "text_generator.text": writer_text, "text_generator.sampling": writer_sampling,
-          "text_generator.seeded": writer_seeded}
+          "next_char_model.forward": generation_forward, "next_char_model.continuation": generation_continuation}

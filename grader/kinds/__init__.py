@@ -35,9 +35,10 @@ class Kind:
 def _kinds() -> tuple[Kind, ...]:
     from .activation_function import KIND as activation_function
     from .cell import KIND as cell
+    from .text_generator import KIND as text_generator
     from .weight_penalty import KIND as weight_penalty
 
-    return (cell, activation_function, weight_penalty)
+    return (cell, activation_function, weight_penalty, text_generator)
 
 
 KINDS = {kind.name: kind for kind in _kinds()}

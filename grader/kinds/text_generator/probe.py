@@ -1,7 +1,10 @@
-"""The text generator probe: run the student's writer on a model whose weights the grader crafts.
+"""The worker's side of the text generator: run the student's writer on a model whose output
+layer the scorer's draw decides.
 
-The crafted model puts half its probability on `q` and half on `z` whatever the input, so
-the text shows whether characters are sampled from the model's own distribution.
+The scorer draws, for each grade, two characters and their probabilities (run.draw); the
+crafted model gives them all the probability whatever the input. The texts go back raw and
+the scorer reads them (run.judge): to forge them, a submission must sample from the
+weights it was given, which is the homework.
 """
 from __future__ import annotations
 
@@ -15,11 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import compat, failures, progress, served
-from .probes import _symbol
+from grader.worker import compat, failures, progress, served
+from grader.worker.probes import _symbol
 
-VOCABULARY = sorted(set("\n !&',-.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
-FAVOURED = ("q", "z")  # the two characters the grader's model gives all the probability to
+from .spec import MAX_TEXT, VOCABULARY
 
 
 class GraderWeights(dict):
@@ -27,17 +29,17 @@ class GraderWeights(dict):
     the student's code loads it into the model it built, whatever sizes that model has."""
 
 
-def _craft(model: nn.Module) -> bool:
-    """Zero the output layer's weights and give its bias to the favoured characters, so the
-    model's next-character distribution is half q, half z, whatever the input."""
+def _craft(model: nn.Module, favoured: dict[str, float]) -> bool:
+    """Zero the output layer's weights and give its bias to the favoured characters (their
+    log-probabilities), so the next-character distribution is the scorer's, whatever the input."""
     heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == len(VOCABULARY)]
     if not heads or heads[-1].bias is None:
         return False
     with torch.no_grad():
         heads[-1].weight.zero_()
         heads[-1].bias.fill_(-30.0)
-        for ch in FAVOURED:
-            heads[-1].bias[VOCABULARY.index(ch)] = 30.0
+        for ch, logit in favoured.items():
+            heads[-1].bias[VOCABULARY.index(ch)] = float(logit)
     return True
 
 
@@ -67,17 +69,17 @@ def _checkpoint(layout: dict, namespace: dict):
     return GraderAny(extras)
 
 
-def writer(function: str, model: str, length: int, start: list[str], seed: int, handoff: dict | None = None,
-           budget_seconds: float = 150.0) -> dict:
+def writer(function: str, model: str, length: int, start: list[str], seed: int, favoured: dict[str, float],
+           handoff: dict | None = None, budget_seconds: float = 150.0) -> dict:
     """Run the writer as the submission calls it, asking for fewer characters where its own
-    constants, flags or arguments allow, and record each text it returns."""
+    constants, flags or arguments allow, and send back each text it returns."""
     fn = _symbol(function)
     _symbol(model)
+    favoured = {ch: float(logit) for ch, logit in favoured.items() if ch in VOCABULARY}
     handoff = handoff or {}
     layout = handoff.get("layout") or {"kind": "either"}
     namespace = getattr(fn, "__globals__", {})
-    result: dict = {"error": None, "runs": [], "crafted": None, "vocabulary_size": len(VOCABULARY),
-                    "favoured": list(FAVOURED), "skipped_runs": [], "served": {"layout": layout}}
+    result: dict = {"error": None, "runs": [], "crafted": None, "skipped_runs": [], "served": {"layout": layout}}
     folder = Path(os.getcwd()) / "grader_inputs"
     folder.mkdir(exist_ok=True)
     path = folder / "writer_checkpoint.pt"
@@ -89,7 +91,7 @@ def writer(function: str, model: str, length: int, start: list[str], seed: int, 
         if not isinstance(state_dict, GraderWeights) and not (
                 isinstance(state_dict, dict) and any(isinstance(v, GraderWeights) for v in state_dict.values())):
             return False
-        result["crafted"] = _craft(module)
+        result["crafted"] = _craft(module, favoured)
         counter.watch(module)
         return True
 
@@ -115,7 +117,9 @@ def writer(function: str, model: str, length: int, start: list[str], seed: int, 
                 counter.begin(f"{function}({text_start!r})", expected, number, len(plan))
                 torch.manual_seed(run_seed)
                 text = call(text_start)
-                result["runs"].append({**_describe_text(text, text_start, run_seed), "purpose": purpose,
+                result["runs"].append({"purpose": purpose, "start": text_start, "seed": run_seed,
+                                       "type": type(text).__name__,
+                                       "text": text[:MAX_TEXT] if isinstance(text, str) else None,
                                        "seconds": round(time.monotonic() - started - elapsed, 2)})
     except BaseException as exc:
         result["error"] = failures.describe(exc, stage)
@@ -291,14 +295,3 @@ def _set_flag(flags, name: str, value, restore: list) -> None:
 def _flags():
     module = sys.modules.get("absl.flags")
     return module.FLAGS if module is not None else None
-
-
-def _describe_text(text, start: str, seed: int) -> dict:
-    if not isinstance(text, str):
-        return {"start": start, "seed": seed, "type": type(text).__name__}
-    generated = text[len(start):] if text.startswith(start) else text
-    counts = {ch: generated.count(ch) for ch in FAVOURED}
-    return {"start": start, "seed": seed, "type": "str", "length": len(text), "starts": text.startswith(start),
-            "head": text[:160], "favoured_counts": counts, "other_chars": len(generated) - sum(counts.values()),
-            "sample_of_others": "".join(sorted({c for c in generated if c not in FAVOURED}))[:40],
-            "fingerprint": hash(text) & 0xFFFFFFFF}
