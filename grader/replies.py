@@ -174,8 +174,6 @@ RESULTS = {
     "load": {"status": Need(str), "error": Maybe(ERROR), "modules": Need(Each(MODULE)), "symbols": Need(Each(SYMBOL)),
              "notes": [Text(500)]},
     "candidates": {"candidates": [CANDIDATE], "error": Maybe(Text(2_000))},
-    "kernels": {"calls": [{"name": NAME, "shape": [INT], "matches": Maybe(INT)}], "images": [FILE],
-                "conv_shapes": [[INT]], "made_folders": [Text(300)]},
     # grader.worker.export: where the artefact is, or why there is none
     "export": {"artefact": Maybe(Text(300)), "constructed": bool, "class_name": Maybe(NAME)},
     # grader.verifier.measure: the trace and behaviour facts, from the artefact

@@ -32,8 +32,6 @@ STRUCTURE_KINDS = ("resnet", "batchnorm")
 SYMBOL_PARAMS = ("function", "helper", "model", "symbol", "cell")
 # Each task kind: the checks it can award points to, and its parameters with their types.
 TASK_KINDS = {
-    "kernel_visualization": (("calls", "images"),
-                             {"function": "name", "helper": "name", "model": "name", "num_classes": "int"}),
     "sentiment_model": (("forward", "last_token"), {"symbol": "name", "cell": "name"}),
     "next_char_model": (("forward", "continuation"), {"symbol": "name", "cell": "name"}),
     "lr_decay": (("decay",), {}),
@@ -469,7 +467,9 @@ def _task(path: str, where: str, data: Any, part_of) -> TaskSpec:
               "ints": lambda: r.get(name, list, check=lambda v: None if v and all(isinstance(x, int) and x > 0 for x in v)
                                     else "must list positive whole numbers"),
               "strings": lambda: r.get(name, list, check=lambda v: None if v and all(isinstance(x, str) and x for x in v)
-                                       else "must list non-empty strings")}
+                                       else "must list non-empty strings"),
+              "table": lambda: r.get(name, dict, check=lambda v: None if all(
+                  isinstance(k, str) and k and isinstance(x, str) for k, x in v.items()) else "must map names to strings")}
     params = {}
     for name, kind_of in param_types.items():
         if kind_of.endswith("?") and name not in data:
@@ -531,12 +531,6 @@ def _task_check_name(t: TaskSpec, kind: str) -> str:
     moved = kinds.check_name(t, kind)
     if moved is not None:
         return moved
-    if t.kind == "kernel_visualization":
-        fn, model = t.params["function"], t.params["model"]
-        return {
-            "calls": f"{fn} loads the checkpoint and visualizes all five conv layers of {model}",
-            "images": f"{fn} saves the kernel images",
-        }[kind]
     p = t.params
     if t.kind == "activation_maps":
         ch = " and ".join(str(c) for c in p["channels"])

@@ -7,10 +7,7 @@ way), and a fresh worker carries on with the next symbol.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import stat
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +37,7 @@ class LineMap:
 MIN_PROBE_SECONDS = 5
 
 
-TASK_OPS = {"kernel_visualization": "kernels", "sentiment_model": "sentiment", "next_char_model": "generation",
-            "activation_maps": "activations"}
+TASK_OPS = {"sentiment_model": "sentiment", "next_char_model": "generation", "activation_maps": "activations"}
 
 
 def probe_key(check: Check) -> tuple | None:
@@ -119,7 +115,7 @@ class Runner:
                 plan.setdefault(key, check)
         # Cheap probes first, so a hang in training never costs the shape and contract checks.
         rank = {"trace": 0, "sentiment": 2, "generation": 2, "behaviour": 3,
-                "kernels": 5, "activations": 5, **kinds.probe_ranks()}
+                "activations": 5, **kinds.probe_ranks()}
         order = sorted(plan, key=lambda k: rank[k[0]])
         self.plan = plan
         # Models whose checks include a training step: for the others the verifier stops at forward.
@@ -144,8 +140,6 @@ class Runner:
                 self.verifier.stop()
                 self.facts.verifier_peak_mb = round(self.verifier.sandbox.peak_tree_mb, 1)
         for key, outcome in self.facts.probes.items():
-            if key[0] == "kernels" and outcome.result:
-                self._collect_images(key[1], outcome.result)
             if key[0] == "activations" and outcome.result:
                 self._draw_activations(key[1], outcome.result)
         for moved in kinds.runners():
@@ -311,28 +305,6 @@ class Runner:
         cell, cell_line = self.line_maps[rel].cell_of(line)
         return f"{self.displays.get(rel, rel)} cell {cell}, line {cell_line}"
 
-    def _collect_images(self, task_id: str, result: dict) -> None:
-        """Read the PNGs the student's code saved, now that nothing of theirs is running.
-
-        Only regular files inside the module's folder, reached without symlinks, small
-        enough, and really PNG; everything else is listed as not shown."""
-        module = self.facts.symbol(self.rubric_task_function(task_id)).get("module") or self.modules[0]["module"]
-        base = (self.root / module).parent.resolve()
-        calls = [str(c.get("name", "")).lower() for c in result.get("calls", [])]
-        names = [n for n in result.get("images", []) if isinstance(n, str)][:12]
-        names.sort(key=lambda n: (calls.index(Path(n).stem.lower()) if Path(n).stem.lower() in calls else len(calls), n))
-        keys, rejected = [], []
-        for name in names:
-            data, why = read_png(base, name)
-            if data is None:
-                rejected.append(f"{name} ({why})")
-                continue
-            key = f"{task_id}/{name}"
-            self.facts.artifacts[key] = data
-            keys.append(key)
-        self.facts.images[task_id] = keys
-        self.facts.rejected_images[task_id] = rejected
-
     def _draw_activations(self, task_id: str, result: dict) -> None:
         """Activation maps from the worker (bytes, already scaled) drawn as PNG grids here."""
         import base64
@@ -375,10 +347,6 @@ class Runner:
                 else f"{self.displays.get(path, path)} line {f.line}"
             out.append({"where": where, "what": f.what, "code": f.code, "line": f.line})
         return out
-
-    def rubric_task_function(self, task_id: str) -> str:
-        task = next(t for t in self.rubric.tasks if t.id == task_id)
-        return task.params.get("function") or task.params.get("symbol") or ""
 
     def _pick(self, check: Check) -> None:
         """When the rubric's name is not defined, grade the student's class that fits best."""
@@ -495,17 +463,6 @@ class Runner:
             p = dict(check.task.params)
             return key[0], {**p, "seed": self.rubric.training.seed}, \
                 f"{p.get('function') or p.get('symbol')}(...)"
-        if key[0] == "kernels":
-            task = check.task
-            model = self.rubric.model(task.params["model"])
-            variant = next((v for v in model.variants if v.num_classes == task.params["num_classes"]), model.variants[0])
-            args, kwargs = model.call_for(dataclasses.replace(variant, values={**variant.values,
-                                                                              "num_classes": task.params["num_classes"]}))
-            return "kernels", {"function": task.params["function"], "helper": task.params["helper"],
-                               "model": model.symbol, "args": args, "kwargs": kwargs,
-                               "num_classes": task.params["num_classes"],
-                               "layout": (self.facts.handoffs.get(task.id) or {}).get("layout")}, \
-                f"{task.params['function']}()"
         op, symbol, _ = key
         model, variant = check.model, check.variant
         args, kwargs = self._call_args(model, variant)
@@ -531,33 +488,3 @@ def export_stopped(error: dict | None) -> str:
         return (f"{INSIDE}: forward decides something from a tensor's values{where} (an if on a tensor, .item() "
                 f"or .tolist()), which torch.export cannot capture")
     return f"{INSIDE}: torch.export could not capture forward{where} ({kind}: {first})"
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
-
-
-def read_png(base: Path, name: str) -> tuple[bytes | None, str]:
-    """A PNG file under `base`, or None and the reason it was refused."""
-    if Path(name).is_absolute() or ".." in Path(name).parts:
-        return None, "outside the submission folder"
-    path = base / name
-    if path.resolve() != path or not str(path.resolve()).startswith(str(base) + os.sep):
-        return None, "reached through a symbolic link"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        return None, exc.strerror or "unreadable"
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None, "not a regular file"
-        if info.st_size > MAX_IMAGE_BYTES:
-            return None, "larger than 4 MB"
-        data = f.read(MAX_IMAGE_BYTES + 1)
-    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return None, "not a PNG image"
-    width, height = struct.unpack(">II", data[16:24])
-    if not (0 < width <= 8192 and 0 < height <= 8192):
-        return None, "implausible image size"
-    return data, ""

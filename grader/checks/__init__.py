@@ -17,11 +17,11 @@ from ..protocol import clip
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
 from .. import kinds
-from . import activations, functions, kernels, model, predictions, sequence, structure
+from . import activations, functions, model, predictions, sequence, structure
 
 # Kinds not yet moved to grader/kinds/<kind>/ keep their verdicts here; the moved ones come
 # from the kinds' registry, looked up when a check is evaluated.
-_REGISTRY = {**model.CHECKS, **kernels.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structure.CHECKS,
+_REGISTRY = {**model.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structure.CHECKS,
              **functions.CHECKS, **activations.CHECKS}
 
 # Facts that come from the worker's replies (directly, or drawn from them as the images are).

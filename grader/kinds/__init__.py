@@ -35,10 +35,11 @@ class Kind:
 def _kinds() -> tuple[Kind, ...]:
     from .activation_function import KIND as activation_function
     from .cell import KIND as cell
+    from .kernel_visualization import KIND as kernel_visualization
     from .text_generator import KIND as text_generator
     from .weight_penalty import KIND as weight_penalty
 
-    return (cell, activation_function, weight_penalty, text_generator)
+    return (cell, activation_function, weight_penalty, text_generator, kernel_visualization)
 
 
 KINDS = {kind.name: kind for kind in _kinds()}

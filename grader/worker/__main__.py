@@ -29,7 +29,7 @@ def main() -> None:
     compat.release_gpu_libraries()
     progress.configure(channel()[1])
 
-    handlers = {"load": loader.load, "trace": probes.trace, "behaviour": probes.behaviour, "kernels": probes.kernels,
+    handlers = {"load": loader.load, "trace": probes.trace, "behaviour": probes.behaviour,
                 "export": export.export,
                 "sentiment": recurrent.sentiment, "generation": recurrent.generation,
                 "candidates": picking.candidates, "alias": picking.alias, "activations": activations.activations,
