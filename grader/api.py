@@ -265,6 +265,12 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
         add_facts(facts)
     left_out = _left_out_names(plan, facts)
     report.checks = [_explain_left_out(evaluate(c, facts, rubric), left_out) for c in checks]
+    marked = [c.check_id for c in report.checks if "measured-inside-submission" in c.tags and c.status is not Status.MANUAL
+              and not any(c.check_id.startswith(f"{symbol.lower()}.") for symbol, _ in facts.measured_inside)]
+    if marked:
+        report.note("info", f"{len(marked)} verdict{'s' if len(marked) > 1 else ''} ({', '.join(marked[:6])}"
+                            f"{', ...' if len(marked) > 6 else ''}) rest on what the submission's own process "
+                            "measured; results.json marks them (extra_data measured_inside) for the course staff.")
     for key, data in facts.artifacts.items():
         report.artifacts[key] = Artifact("image/png", data, caption=facts.captions.get(key, Path(key).name))
     for rel, loaded in (facts.load or {}).get("modules", {}).items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import traceback
 
 from ..facts import Facts
+from ..verifying import INSIDE
 from ..protocol import clip
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
@@ -27,6 +28,11 @@ _REGISTRY = {**model.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structur
 # Facts that come from the worker's replies (directly, or drawn from them as the images are).
 WORKER_FACTS = frozenset({"load", "probes", "picks", "hazards", "images", "rejected_images", "artifacts", "captions",
                           "environment", "symbol", "module_of", "file_of"})
+# Kinds the worker still measures in the submission's process, with no trusted path yet: their
+# verdicts are marked, not held (holding would take every student's points until they move).
+UNVERIFIED = {"sentiment_model": "the sentiment model runs there, not yet from an exported graph",
+              "next_char_model": "the character model runs there, not yet from an exported graph",
+              "activation_maps": "the maps are computed there, not yet from an exported graph"}
 STAFF_DETAIL = 4_000  # characters of traceback kept for the staff
 UNREADABLE = ("Not graded: the grading process sent a reply the grader could not read while checking {what}. This "
               "happens when the submission's code writes to the grader's channel or replaces the grader's "
@@ -80,6 +86,11 @@ def _mark_inside(check: Check, facts: Facts, result: CheckResult) -> CheckResult
         (check.cell.symbol, None) if check.cell is not None else None
     # ... or a verdict that rests on what only that process could tell says so itself
     why = (facts.measured_inside.get(key) if key else None) or result.details.get("measured_inside")
+    unverified = UNVERIFIED.get(check.kind.split(".")[0])
+    if not why and unverified:
+        result.details["measured_inside"] = f"{INSIDE}: {unverified}"
+        result.tags.append("measured-inside-submission")
+        return result
     if not why:
         return result
     result.details["measured_inside"] = why
