@@ -332,14 +332,14 @@ def test_json_that_is_not_a_notebook_is_a_notebook_error(tmp_path):
 
 
 def test_oversized_notebook_is_refused_before_parsing(tmp_path, monkeypatch):
-    monkeypatch.setattr(nb, "MAX_NOTEBOOK_BYTES", 1024)
+    monkeypatch.setattr(nb.reading, "MAX_NOTEBOOK_BYTES", 1024)
     path = write_notebook(tmp_path, "big.ipynb", [code("X = 1\n" + "# padding\n" * 200)])
     with pytest.raises(NotebookError, match="big.ipynb is larger than 1 KB"):
         convert_notebook(path)
 
 
 def test_notebook_with_too_many_code_cells_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(nb, "MAX_CODE_CELLS", 3)
+    monkeypatch.setattr(nb.reading, "MAX_CODE_CELLS", 3)
     path = write_notebook(tmp_path, "many.ipynb", [code(f"X{i} = {i}\n") for i in range(4)])
     with pytest.raises(NotebookError, match="many.ipynb has 4 code cells, more than the 3"):
         convert_notebook(path)

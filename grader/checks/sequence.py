@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..facts import Facts
-from ..handoff import given_text
 from ..results import CheckResult
 from ..rubric import Check, Rubric
 from .common import explain, result, unavailable

@@ -5,10 +5,7 @@ The scoring process turns these facts into verdicts; nothing here decides a grad
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
-import os
-import time
 from pathlib import Path
 
 import torch
