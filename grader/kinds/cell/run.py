@@ -98,7 +98,7 @@ def _export(runner, check, folder: str, timeout: float, state: dict):
     if error and error.get("stage") == "construct":
         return ProbeOutcome(result={"error": error, "builtin_calls": [], **own}, seconds=reply.seconds)
     if error or not reply.ok or not reply.result.get("artefact"):
-        from ...runner import export_stopped
+        from ...verifying import export_stopped
 
         runner.facts.measured_inside[inside_key(check)] = export_stopped(error)
         return None

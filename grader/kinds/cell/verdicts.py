@@ -48,7 +48,7 @@ def contract(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     if res.params_default_bias != res.params_without_bias:
         return result(check, False, f"bias defaults to True: {name}(128, 100) has {res.params_default_bias or 0:,} "
                                     f"parameters, {name}(128, 100, False) has {res.params_without_bias or 0:,}.",
-                      f"Keep the starter's default, bias=False.")
+                      "Keep the starter's default, bias=False.")
     if error.get("stage") == "forward":
         return result(check, False, explain(error, f"{name}(7, 5, True) on a batch of 3"))
     want = "pair" if cell.has_cell_state else "tensor"
