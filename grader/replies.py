@@ -179,8 +179,6 @@ RESULTS = {
     # grader.verifier.measure: the trace and behaviour facts, from the artefact
     "verify": {"trace": Need({"rows": [ROW], "params_total": INT, "output_shape": [INT], "constructed": bool}),
                "behaviour": Need({"device": Maybe(Text(20))})},
-    "activations": {"images": [{"name": Need(NAME), "synthetic": bool, "layers": [IMAGE_LAYER]}],
-                    "unreadable": [Text(300)]},
 }
 
 

@@ -21,10 +21,7 @@ STRUCTURE_KINDS = ("resnet", "batchnorm")
 SYMBOL_PARAMS = ("function", "helper", "model", "symbol", "cell")
 # Each task kind: the checks it can award points to, and its parameters with their types.
 TASK_KINDS = {
-    "sentiment_model": (("forward", "last_token"), {"symbol": "name", "cell": "name"}),
-    "next_char_model": (("forward", "continuation"), {"symbol": "name", "cell": "name"}),
     "lr_decay": (("decay",), {}),
-    "activation_maps": (("maps",), {"model": "name", "images": "strings", "channels": "ints"}),
     "companion_files": (("present",), {"extensions": "strings", "note": "text?"}),
 }
 # Task kinds judged from the source alone: nothing runs in the sandbox for them.
@@ -272,20 +269,11 @@ def _task_check_name(t: TaskSpec, kind: str) -> str:
     if moved is not None:
         return moved
     p = t.params
-    if t.kind == "activation_maps":
-        ch = " and ".join(str(c) for c in p["channels"])
-        return f"{p['model']}'s first two conv layers give {ch} activation maps on the handout's images (drawn in the report)"
     if t.kind == "companion_files":
         return f"The notebook is also submitted as {' or '.join(p['extensions'])}"
     if t.kind == "lr_decay":
         return "The learning rate decays during training (a scheduler, or the optimizer's lr updated)"
-    names = {
-        "sentiment_model": {"forward": f"{p.get('symbol')} gives two scores per review",
-                            "last_token": f"{p.get('symbol')} reads each review's last real token, whatever the padding"},
-        "next_char_model": {"forward": f"{p.get('symbol')} predicts scores over the vocabulary and returns its state",
-                            "continuation": f"{p.get('symbol')} continues from a passed state exactly"}
-    }
-    return names.get(t.kind, {}).get(kind, f"{t.id}: {kind}")
+    return f"{t.id}: {kind}"
 
 
 def _with_number(check: Check, number: str) -> Check:

@@ -17,7 +17,6 @@ from .localize import LineMap, Localizer
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
 from .sourcescan import FORBIDDEN, builtin_uses
-from .render.png import draw_activation_maps
 from .verifying import Verifier, export_stopped
 
 MAX_STARTS = 6  # the first worker and five replacements
@@ -26,7 +25,6 @@ MAX_STARTS = 6  # the first worker and five replacements
 MIN_PROBE_SECONDS = 5
 
 
-TASK_OPS = {"sentiment_model": "sentiment", "next_char_model": "generation", "activation_maps": "activations"}
 
 
 def probe_key(check: Check) -> tuple | None:
@@ -36,8 +34,6 @@ def probe_key(check: Check) -> tuple | None:
     moved = kinds.runner_for(check.kind)
     if moved is not None:
         return moved.probe_key(check)
-    if check.task is not None and check.task.kind in TASK_OPS:
-        return (TASK_OPS[check.task.kind], check.task.id)
     return None
 
 
@@ -103,8 +99,7 @@ class Runner:
             if key is not None:
                 plan.setdefault(key, check)
         # Cheap probes first, so a hang in training never costs the shape and contract checks.
-        rank = {"trace": 0, "sentiment": 2, "generation": 2, "behaviour": 3,
-                "activations": 5, **kinds.probe_ranks()}
+        rank = {"trace": 0, "behaviour": 3, **kinds.probe_ranks()}
         order = sorted(plan, key=lambda k: rank[k[0]])
         self.plan = plan
         # Models whose checks include a training step: for the others the verifier stops at forward.
@@ -128,9 +123,6 @@ class Runner:
             if self.verifier is not None:
                 self.verifier.stop()
                 self.facts.verifier_peak_mb = round(self.verifier.sandbox.peak_tree_mb, 1)
-        for key, outcome in self.facts.probes.items():
-            if key[0] == "activations" and outcome.result:
-                draw_activation_maps(self.facts, key[1], outcome.result)
         for moved in kinds.runners():
             moved.after(self)
         self.facts.peak_tree_mb = round(self.sandbox.peak_tree_mb, 1)
@@ -369,19 +361,6 @@ class Runner:
         moved = kinds.runner_for(check.kind)
         if moved is not None:
             return moved.request(self, key, check)
-        if key[0] == "activations":
-            p = check.task.params
-            model = self.rubric.model(p["model"])
-            variant = model.variants[0]
-            args, kwargs = self._call_args(model, variant)
-            images = [[name, self.inputs.get(name)] for name in p["images"]]
-            return "activations", {"symbol": model.symbol, "args": args, "kwargs": kwargs, "images": images,
-                                   "input": list(model.input), "seed": self.rubric.training.seed}, \
-                f"running {model.symbol} on {len(images)} images"
-        if key[0] in ("sentiment", "generation"):
-            p = dict(check.task.params)
-            return key[0], {**p, "seed": self.rubric.training.seed}, \
-                f"{p.get('function') or p.get('symbol')}(...)"
         op, symbol, _ = key
         model, variant = check.model, check.variant
         args, kwargs = self._call_args(model, variant)

@@ -18,21 +18,15 @@ from ..protocol import clip
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
 from .. import kinds
-from . import activations, functions, model, predictions, sequence, structure
+from . import functions, model, predictions, structure
 
 # Kinds not yet moved to grader/kinds/<kind>/ keep their verdicts here; the moved ones come
 # from the kinds' registry, looked up when a check is evaluated.
-_REGISTRY = {**model.CHECKS, **sequence.CHECKS, **predictions.CHECKS, **structure.CHECKS,
-             **functions.CHECKS, **activations.CHECKS}
+_REGISTRY = {**model.CHECKS, **predictions.CHECKS, **structure.CHECKS, **functions.CHECKS}
 
 # Facts that come from the worker's replies (directly, or drawn from them as the images are).
 WORKER_FACTS = frozenset({"load", "probes", "picks", "hazards", "images", "rejected_images", "artifacts", "captions",
                           "environment", "symbol", "module_of", "file_of"})
-# Kinds the worker still measures in the submission's process, with no trusted path yet: their
-# verdicts are marked, not held (holding would take every student's points until they move).
-UNVERIFIED = {"sentiment_model": "the sentiment model runs there, not yet from an exported graph",
-              "next_char_model": "the character model runs there, not yet from an exported graph",
-              "activation_maps": "the maps are computed there, not yet from an exported graph"}
 STAFF_DETAIL = 4_000  # characters of traceback kept for the staff
 UNREADABLE = ("Not graded: the grading process sent a reply the grader could not read while checking {what}. This "
               "happens when the submission's code writes to the grader's channel or replaces the grader's "
@@ -86,7 +80,7 @@ def _mark_inside(check: Check, facts: Facts, result: CheckResult) -> CheckResult
         (check.cell.symbol, None) if check.cell is not None else None
     # ... or a verdict that rests on what only that process could tell says so itself
     why = (facts.measured_inside.get(key) if key else None) or result.details.get("measured_inside")
-    unverified = UNVERIFIED.get(check.kind.split(".")[0])
+    unverified = kinds.unverified(check.kind)
     if not why and unverified:
         result.details["measured_inside"] = f"{INSIDE}: {unverified}"
         result.tags.append("measured-inside-submission")

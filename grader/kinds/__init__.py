@@ -30,16 +30,23 @@ class Kind:
     run: str = ""  # module the runner asks for probe keys, requests and the verifier's measurement
     spec: str = ""  # module with the rubric table's fields (CHECK_KINDS, PARAMS) and the checks' names
     table: str = "task"  # the rubric table it is written in: [[task]] with kind = name, or its own
+    # Set while its facts are still measured in the submission's process with no trusted path:
+    # why, for the mark its verdicts carry (grader.checks.evaluate).
+    unverified: str = ""
 
 
 def _kinds() -> tuple[Kind, ...]:
     from .activation_function import KIND as activation_function
+    from .activation_maps import KIND as activation_maps
     from .cell import KIND as cell
     from .kernel_visualization import KIND as kernel_visualization
+    from .next_char_model import KIND as next_char_model
+    from .sentiment_model import KIND as sentiment_model
     from .text_generator import KIND as text_generator
     from .weight_penalty import KIND as weight_penalty
 
-    return (cell, activation_function, weight_penalty, text_generator, kernel_visualization)
+    return (cell, activation_function, weight_penalty, text_generator, kernel_visualization, sentiment_model,
+            next_char_model, activation_maps)
 
 
 KINDS = {kind.name: kind for kind in _kinds()}
@@ -125,3 +132,9 @@ def verified(check_kind: str) -> bool:
 def artefact_folders() -> list[str]:
     """The folders, under the worker's artefacts/, that kinds hand their artefacts over in."""
     return [run.ARTEFACT for run in runners() if getattr(run, "ARTEFACT", None)]
+
+
+def unverified(check_kind: str) -> str:
+    """Why the check's facts are still measured in the submission's process, or ""."""
+    kind = of_check(check_kind)
+    return kind.unverified if kind is not None else ""

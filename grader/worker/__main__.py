@@ -24,15 +24,14 @@ def main() -> None:
         torch.set_num_threads(threads)
     from grader import kinds
 
-    from . import activations, compat, export, loader, picking, probes, progress, recurrent
+    from . import compat, export, loader, picking, probes, progress
 
     compat.release_gpu_libraries()
     progress.configure(channel()[1])
 
     handlers = {"load": loader.load, "trace": probes.trace, "behaviour": probes.behaviour,
                 "export": export.export,
-                "sentiment": recurrent.sentiment, "generation": recurrent.generation,
-                "candidates": picking.candidates, "alias": picking.alias, "activations": activations.activations,
+                "candidates": picking.candidates, "alias": picking.alias,
                 **kinds.worker_handlers()}
     hello = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.cuda.is_available(),
              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

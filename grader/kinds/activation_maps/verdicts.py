@@ -2,10 +2,10 @@
 images, and the grader draws what they produce."""
 from __future__ import annotations
 
-from ..facts import Facts
-from ..results import CheckResult
-from ..rubric import Check, Rubric
-from .common import explain, result, unavailable
+from ...checks.common import explain, result, unavailable
+from ...facts import Facts
+from ...results import CheckResult
+from ...rubric import Check, Rubric
 
 
 def maps(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
@@ -30,7 +30,8 @@ def maps(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
                             f"{' and '.join(map(str, want))}")
     if problems:
         return result(check, False, f"Running {symbol} on the handout's images: {problems[0]}.",
-                      "The handout's LeNet5 has 32 filters in its first conv layer and 64 in its second.")
+                      f"The handout's {symbol} has {want[0]} filters in its first conv layer"
+                      + (f" and {want[1]} in its second." if len(want) > 1 else "."))
     first = images[0]["layers"] if images else []
     shapes = " and ".join(f"{layer['channels']} maps of {layer['size'][0]}x{layer['size'][1]}" for layer in first[:2])
     names = " and ".join(image["name"] for image in images)
@@ -47,4 +48,4 @@ def maps(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
     return result(check, True, message, images=list(facts.images.get(check.task.id, [])))
 
 
-CHECKS = {"activation_maps.maps": maps}
+CHECKS = {"maps": maps}

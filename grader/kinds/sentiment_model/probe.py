@@ -1,17 +1,13 @@
-"""Probes for the RNN homework's sequence models (the cells are grader.kinds.cell, the text
-generator is in writer.py). All results are plain data for the scoring process.
-"""
+"""The worker's side of the sentiment model: build it with the student's cell, and run it on padded
+reviews (more padding, a changed last token) and for parts no input reaches. Plain data back."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from . import failures
-from .probes import _symbol
+from grader.worker import failures
+from grader.worker.probes import _symbol
 
-
-# ------------------------------------------------------------------------------ models
 
 def _build_model(symbol: str, cell_symbol: str, vocabulary: int, embedding: int, hidden: int) -> nn.Module:
     Model, Cell = _symbol(symbol), _symbol(cell_symbol)
@@ -53,51 +49,12 @@ def sentiment(symbol: str, cell: str, seed: int) -> dict:
     return result
 
 
-def generation(symbol: str, cell: str, seed: int) -> dict:
-    result: dict = {"error": None}
-    stage = "construct"
-    try:
-        torch.manual_seed(seed)
-        vocabulary = 30
-        model = _build_model(symbol, cell, vocabulary, 16, 12).eval()
-        g = torch.Generator().manual_seed(seed)
-        history = torch.randint(0, vocabulary, (3, 10), generator=g)  # [B, T]
-        stage = "forward"
-        with torch.no_grad():
-            out = model(history)
-            if not (isinstance(out, tuple) and len(out) == 2):
-                result["returns"] = type(out).__name__
-                return result
-            logits, state = out
-            result["returns"] = "pair"
-            result["shape"] = list(logits.shape) if isinstance(logits, torch.Tensor) else None
-            result["finite"] = bool(torch.isfinite(logits).all()) if isinstance(logits, torch.Tensor) else False
-            if result["shape"] != [3, vocabulary]:
-                return result
-            stage = "continuation"
-            first_logits, first_state = model(history[:, :6])
-            second_logits, second_state = model(history[:, 6:], first_state)
-            result["continues"] = torch.allclose(second_logits, logits, atol=1e-5)
-            result["restarts_without_state"] = torch.allclose(model(history[:, 6:])[0], logits, atol=1e-5)
-        stage = "gradients"
-        model.train()
-        loss = F.cross_entropy(model(history)[0], torch.zeros(3, dtype=torch.long))
-        loss.backward()
-        result["no_gradient"] = [n for n, p in model.named_parameters() if p.grad is None]
-        stage = "unused parts"
-        result["unreachable"] = _unreachable(model, lambda g: torch.randint(0, vocabulary, (3, 10), generator=g))
-    except BaseException as exc:
-        result["error"] = failures.describe(exc, stage)
-    return result
-
-
 def _unreachable(model: nn.Module, make_input) -> list[dict]:
     """Parameter rows no input reaches the scores through (anatomy.unreachable_rows)."""
-    from .anatomy import unreachable_rows
+    from grader.worker.anatomy import unreachable_rows
 
     try:
         found = unreachable_rows(model, make_input, trials=2, seed=0)
     except Exception:  # e.g. a forward that insists on float32: the other checks still stand
         return []
     return found[:8]
-

@@ -1,17 +1,16 @@
-"""Checks on the RNN models of the sentiment and Shakespeare parts."""
+"""The sentiment model's verdicts: two scores per review, read at each review's last real token.
+The helpers here serve the character model's verdicts too."""
 from __future__ import annotations
 
-from ..facts import Facts
-from ..results import CheckResult
-from ..rubric import Check, Rubric
-from .common import explain, result, unavailable
-
-_OPS = {"sentiment_model": "sentiment", "next_char_model": "generation"}
+from ...checks.common import explain, result, unavailable
+from ...facts import Facts
+from ...results import CheckResult
+from ...rubric import Check, Rubric
 
 
-def _probe(check: Check, facts: Facts):
+def _probe(check: Check, facts: Facts, op: str):
     task = check.task
-    outcome = facts.probes.get((_OPS[task.kind], task.id))
+    outcome = facts.probes.get((op, task.id))
     symbol = task.params.get("function") or task.params.get("symbol")
     problem = unavailable(check, facts, symbol, outcome)
     return (None, problem) if problem else (outcome.result, None)
@@ -51,10 +50,8 @@ def _unused_result(check: Check, res: dict, symbol: str) -> CheckResult | None:
                   "Look for a layer or slice whose result is dropped, or units the next layer never reads.")
 
 
-# ------------------------------------------------------------------ SentimentClassification
-
 def sentiment_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts)
+    res, problem = _probe(check, facts, "sentiment")
     if problem:
         return problem
     symbol = check.task.params["symbol"]
@@ -73,7 +70,7 @@ def sentiment_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult
 
 
 def sentiment_last_token(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts)
+    res, problem = _probe(check, facts, "sentiment")
     if problem:
         return problem
     symbol = check.task.params["symbol"]
@@ -90,49 +87,4 @@ def sentiment_last_token(check: Check, facts: Facts, rubric: Rubric) -> CheckRes
     return result(check, True, "Scores are the same with more padding, and depend on each review's last real token.")
 
 
-# ------------------------------------------------------------------ SentenceGeneration
-
-def generation_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts)
-    if problem:
-        return problem
-    symbol = check.task.params["symbol"]
-    if "returns" not in res:
-        return _not_run(check, res, f"{symbol}(history) on a [3, 10] batch", ".forward")
-    if res["returns"] != "pair":
-        return result(check, False, f"{symbol}.forward returned a {res['returns']}; it should return (logits, state).",
-                      "The state lets generation continue one character at a time.")
-    if res.get("shape") != [3, 30]:
-        return result(check, False, f"For 3 histories over a vocabulary of 30, the logits have shape {res.get('shape')}; "
-                                    "expected [3, 30]: scores for the next character only.",
-                      "Apply the output layer to the last step's hidden state.")
-    if not res.get("finite"):
-        return result(check, False, "The logits contain NaN or infinite values.")
-    if res.get("error"):
-        return result(check, False, explain(res["error"], f"A backward pass through {symbol}"))
-    if res.get("no_gradient"):
-        return result(check, False, f"No gradient reaches {', '.join(res['no_gradient'][:4])}.",
-                      "Every parameter should take part in forward.")
-    unused = _unused_result(check, res, symbol)
-    if unused:
-        return unused
-    return result(check, True, f"{symbol}(history) returns logits [3, 30] and a state; every parameter gets a gradient.")
-
-
-def generation_continuation(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts)
-    if problem:
-        return problem
-    if "continues" not in res:
-        if res.get("error") and res["error"].get("stage") == "continuation":
-            return result(check, False, explain(res["error"], "Feeding the second half with the state"))
-        return result(check, False, "Not graded: the forward check failed first.")
-    if not res["continues"]:
-        return result(check, False, "Feeding a history in two halves, passing the state from the first to the second, "
-                                    "gave different scores than feeding it whole.",
-                      "forward(history, state) must start from `state` when it is given, and from zeros only when it is None.")
-    return result(check, True, "Two halves with the state carried over give exactly the scores of the whole history.")
-
-
-CHECKS = {"sentiment_model.forward": sentiment_forward, "sentiment_model.last_token": sentiment_last_token,
-          "next_char_model.forward": generation_forward, "next_char_model.continuation": generation_continuation}
+CHECKS = {"forward": sentiment_forward, "last_token": sentiment_last_token}

@@ -1,0 +1,14 @@
+"""A next-character model the student writes around their own cell: logits and a state, and exact
+continuation from a passed state."""
+from .. import Kind
+
+KIND = Kind(
+    name="next_char_model",
+    checks=('forward', 'continuation'),
+    verdicts="grader.kinds.next_char_model.verdicts",
+    primary=("forward",),
+    worker={"generation": "grader.kinds.next_char_model.probe:generation"},
+    run="grader.kinds.next_char_model.run",
+    spec="grader.kinds.next_char_model.spec",
+    unverified="the character model runs there, not yet from an exported graph",
+)
