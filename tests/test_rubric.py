@@ -46,6 +46,7 @@ def write(tmp_path, text, name="hw.toml"):
     (("schema = 1", "schema = 2"), "schema", "reads schema 1"),
     (("construct = 0.5", "construct = -1"), "model[0].points.construct", "cannot be negative"),
     (("table_num_classes = 4", "table_num_classes = 5"), "model[0].table_num_classes", "last row has 4 outputs"),
+    (('label_type = "domain"', "label_type = 4"), "task[0].flags", "must map names to strings"),
 ])
 def test_malformed_rubrics_name_file_field_and_reason(tmp_path, change, field, reason):
     assert GOOD.count(change[0]) >= 1

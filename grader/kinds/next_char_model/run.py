@@ -1,26 +1,11 @@
-"""The scoring side of the character model: one probe in the worker."""
+"""The scoring side of the character model: the sentiment model's plan, with its own op."""
 from __future__ import annotations
 
-RANKS = {"generation": 2}
-VERIFIED = False  # measured in the worker: see the kind's `unverified`
+from ..sentiment_model.run import VERIFIED, after, inside_key, request, required_symbols  # noqa: F401
+
+OP = "generation"
+RANKS = {OP: 2}
 
 
 def probe_key(check) -> tuple:
-    return ("generation", check.task.id)
-
-
-def required_symbols(check) -> list[str]:
-    return [check.task.params["symbol"], check.task.params["cell"]]
-
-
-def inside_key(check) -> None:
-    return None
-
-
-def request(runner, key: tuple, check) -> tuple[str, dict, str]:
-    p = dict(check.task.params)
-    return "generation", {**p, "seed": runner.rubric.training.seed}, f"{p['symbol']}(...)"
-
-
-def after(runner) -> None:
-    pass
+    return (OP, check.task.id)

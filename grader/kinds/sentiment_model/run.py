@@ -1,12 +1,14 @@
-"""The scoring side of the sentiment model: one probe in the worker."""
+"""The scoring side of the sentiment model: one probe in the worker. The character model's plan
+is the same with another op (grader.kinds.next_char_model.run)."""
 from __future__ import annotations
 
-RANKS = {"sentiment": 2}
+OP = "sentiment"
+RANKS = {OP: 2}
 VERIFIED = False  # measured in the worker: see the kind's `unverified`
 
 
 def probe_key(check) -> tuple:
-    return ("sentiment", check.task.id)
+    return (OP, check.task.id)
 
 
 def required_symbols(check) -> list[str]:
@@ -19,7 +21,7 @@ def inside_key(check) -> None:
 
 def request(runner, key: tuple, check) -> tuple[str, dict, str]:
     p = dict(check.task.params)
-    return "sentiment", {**p, "seed": runner.rubric.training.seed}, f"{p['symbol']}(...)"
+    return key[0], {**p, "seed": runner.rubric.training.seed}, f"{p['symbol']}(...)"
 
 
 def after(runner) -> None:
