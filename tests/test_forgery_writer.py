@@ -65,12 +65,21 @@ def _grade(folder):
     return by_id(api.grade(folder, "cs1699-hw5", api.Options(device="cpu", only=("writer.*",))))
 
 
-@pytest.mark.parametrize("route", sorted(REPLY_ROUTES))
-def test_the_old_answer_forged_into_the_reply_fails(tmp_path, route):
+# Draws pinned so the message is known: two letters the forgery never writes, and one that it
+# writes half the time (the draw is random per grade, so either can happen in a real grade).
+DRAWS = {"apart": {"C": math.log(0.7), "x": math.log(0.3)},
+         "shared": {"q": math.log(0.75), "C": math.log(0.25)}}
+FORGED_MESSAGES = {"apart": "but the text has 240 other characters (such as 'qz')",
+                   "shared": "but the text has 120 other characters (such as 'z')"}
+
+
+@pytest.mark.parametrize("route, drawn", [(r, "apart") for r in sorted(REPLY_ROUTES)] + [("encoder", "shared")])
+def test_the_old_answer_forged_into_the_reply_fails(tmp_path, monkeypatch, route, drawn):
+    monkeypatch.setattr(run, "draw", lambda: dict(DRAWS[drawn]))
     checks = _grade(_submission(tmp_path / "sub", OLD_ANSWER + REPLY_ROUTES[route], "", ARGMAX))
     sampling = checks["writer.sampling"]
-    assert not sampling.passed and "but the text has 240 other characters (such as 'qz')" in sampling.message, \
-        sampling.message
+    assert not sampling.passed and sampling.points == 0, sampling.message
+    assert FORGED_MESSAGES[drawn] in sampling.message, sampling.message
 
 
 @pytest.mark.parametrize("kind, status", [("fixed", Status.FAILED), ("random", Status.MANUAL)])
