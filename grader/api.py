@@ -164,7 +164,8 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
     sandbox_dir = run_root / "sandbox"
     folder = RunFolder(sandbox_dir)  # capped; released with the run in grade()
     tree.copy(staged_root, sandbox_dir / "submission")
-    inputs = courseinputs.copy_inputs(rubric, options.data, sandbox_dir / "inputs")
+    sources = courseinputs.find_inputs(rubric, options.data)
+    inputs = courseinputs.copy_inputs(sources, sandbox_dir / "inputs")
     limits = dataclasses.replace(rubric.limits, **options.limits)
     rubric = dataclasses.replace(rubric, limits=limits)
     config = SandboxConfig(memory_mb=limits.memory_mb, threads=options.threads, isolation=options.isolation,
@@ -172,8 +173,8 @@ def _run(report: GradeReport, rubric: Rubric, checks: list[Check], staged_root: 
                            hidden_paths=_hidden_paths(options))
     runner = Runner(rubric, sandbox_dir / "submission", plan.modules, sandbox_dir, config, device,
                     deadline=started + limits.total_seconds, displays=plan.displays, line_maps=plan.line_maps,
-                    unresolved=plan.unresolved, inputs=inputs, handoffs=handoffs, folder=folder,
-                    source_root=staged_root)
+                    unresolved=plan.unresolved, inputs=inputs, input_sources=sources, handoffs=handoffs,
+                    folder=folder, source_root=staged_root)
     facts = runner.collect(checks)
     if add_facts is not None:
         add_facts(facts)

@@ -26,17 +26,21 @@ def find_course_image(data: Path, name: str) -> Path | None:
     return None
 
 
-def copy_inputs(rubric: Rubric, data: Path | None, folder: Path) -> dict[str, str]:
-    """Copy the course images a task names from --data into the sandbox, where the worker
-    may read them; names not found get a stand-in there."""
-    out: dict[str, str] = {}
+def find_inputs(rubric: Rubric, data: Path | None) -> dict[str, Path]:
+    """The course images the rubric's tasks name that --data holds: name -> the file there."""
     if data is None:
-        return out
-    for name in course_images(rubric):
-        src = find_course_image(data, name)
-        if src is not None:
-            dest = folder / f"{len(out)}{src.suffix}"
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-            out[name] = str(dest)
+        return {}
+    found = {name: find_course_image(data, name) for name in course_images(rubric)}
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def copy_inputs(sources: dict[str, Path], folder: Path) -> dict[str, str]:
+    """Copy the course images (find_inputs) into the sandbox, where the worker may read them;
+    names not found get a stand-in there."""
+    out: dict[str, str] = {}
+    for name, src in sources.items():
+        dest = folder / f"{len(out)}{src.suffix}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        out[name] = str(dest)
     return out

@@ -55,7 +55,7 @@ class Runner:
                  device: str, deadline: float, displays: dict[str, str] | None = None,
                  line_maps: dict[str, "LineMap"] | None = None, unresolved: dict[str, str] | None = None,
                  inputs: dict[str, str] | None = None, handoffs: dict[str, dict] | None = None, folder=None,
-                 source_root: Path | None = None):
+                 source_root: Path | None = None, input_sources: dict[str, Path] | None = None):
         """`modules`: [{"module": path, "symbols": [...]}] in import order; `displays`: the
         names students know those paths by (a notebook for its generated module);
         `line_maps`: generated module -> its notebook's cells; `unresolved`: symbols no file provides."""
@@ -77,6 +77,7 @@ class Runner:
         self.displays = displays or {}
         self.line_maps = line_maps or {}
         self.inputs = inputs or {}  # image name -> its copy inside the sandbox, for activation maps
+        self.input_sources = input_sources or {}  # ... and the course's own file, which the verifier reads
         first = modules[0]["module"] if modules else "the submission"
         self.module = self.displays.get(first, first)
         self.facts = Facts(module=self.module, displays=dict(self.displays), unresolved=dict(unresolved or {}),

@@ -13,7 +13,7 @@ import pytest
 
 from grader import api
 from grader.results import Status
-from gradekit import HERE, by_id
+from gradekit import HERE, REPLY_ROUTES, by_id
 
 PLAIN = HERE / "submissions" / "dl2_plain"
 NOTEBOOK = "Assignment2.ipynb"
@@ -179,3 +179,62 @@ def test_a_missing_pdf_or_html_export_is_flagged_at_no_cost(tmp_path):
     shutil.copytree(PLAIN, folder)
     (folder / "Assignment2.html").write_text("<html></html>")
     assert by_id(grade(folder, "export.*"))["export.present"].message == "Found Assignment2.html."
+
+
+# forward decides on a tensor's value: torch.export cannot capture it, so the model is measured inside.
+BRANCH = ("    def forward(self, x):\n        x = self.pool1(",
+          "    def forward(self, x):\n        if float(x.abs().sum()) < 0:\n            return x\n        x = self.pool1(")
+NARROW = (("nn.Conv2d(3, 32, kernel_size=5, stride=1)", "nn.Conv2d(3, 16, kernel_size=5, stride=1)"),
+          ("nn.Conv2d(32, 64, kernel_size=5, stride=1)", "nn.Conv2d(16, 64, kernel_size=5, stride=1)"))
+# The worker's maps reply, rewritten to show the handout's 32 filters.
+FORGE_MAPS = '''
+import json as _json
+def _forge(message):
+    result = message.get("result")
+    if isinstance(result, dict) and isinstance(result.get("images"), list):
+        for image in result["images"]:
+            for layer in image.get("layers", [])[:1]:
+                layer["channels"] = 32
+    return message
+'''
+
+
+def _pixels(report, name: str) -> list[int]:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(report.artifacts[name].data)) as img:
+        return list(img.convert("L").tobytes())
+
+
+def test_maps_are_drawn_by_the_verifier_from_the_exported_model(tmp_path, data):
+    """The same maps as the worker draws where export stops, but from the graph and weights: a
+    pass no process of the submission's could have reported."""
+    verified = grade(PLAIN, "activations.*", data=data)
+    maps = by_id(verified)["activations.maps"]
+    assert maps.passed and maps.points == maps.max_points
+    assert "measured-inside-submission" not in maps.tags and "measured_inside" not in maps.details
+    inside = grade(edit_notebook(tmp_path, BRANCH), "activations.*", data=data)
+    held = by_id(inside)["activations.maps"]
+    assert held.status is Status.MANUAL and held.points == 0, held.message
+    assert "forward decides something from a tensor's values at Assignment2.ipynb cell" in held.details["measured_inside"]
+    assert "32 maps of 60x60 and 64 maps of 11x11" in held.message
+    for name in maps.details["images"]:
+        a, b = _pixels(verified, name), _pixels(inside, name)
+        assert len(a) == len(b) and max(abs(p - q) for p, q in zip(a, b)) <= 1, name
+
+
+@pytest.mark.parametrize("exports", [True, False])
+def test_a_forged_maps_reply_earns_nothing(tmp_path, data, exports):
+    """A 16-filter LeNet5 that rewrites the worker's maps reply: the verifier never reads it, and
+    where the model does not export, a pass from that reply is held for the staff."""
+    forge = ("import torch.nn.functional as F", "import torch.nn.functional as F\n" + FORGE_MAPS + REPLY_ROUTES["encoder"])
+    folder = edit_notebook(tmp_path, *NARROW, *(() if exports else (BRANCH,)), forge)
+    maps = by_id(grade(folder, "activations.*", data=data))["activations.maps"]
+    assert maps.points == 0, maps.message
+    if exports:
+        assert maps.message == ("Running LeNet5 on the handout's images: the first two conv layers give 16 and 64 maps, "
+                                "not 32 and 64.")
+    else:
+        assert maps.status is Status.MANUAL and "measured-inside-submission" in maps.tags

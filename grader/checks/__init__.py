@@ -76,8 +76,9 @@ def _mark_inside(check: Check, facts: Facts, result: CheckResult) -> CheckResult
     """A model or cell the verifier could not measure was measured by the worker, in the process the
     submission controls. A failure stands; a pass is held for the course staff, with what
     was measured, since that process could have reported anything."""
+    moved = kinds.runner_for(check.kind)
     key = (check.model.symbol, check.variant.suffix) if check.model is not None else \
-        (check.cell.symbol, None) if check.cell is not None else None
+        moved.inside_key(check) if moved is not None else None
     # ... or a verdict that rests on what only that process could tell says so itself
     why = (facts.measured_inside.get(key) if key else None) or result.details.get("measured_inside")
     unverified = kinds.unverified(check.kind)
