@@ -29,7 +29,8 @@ from .localize import LineMap
 from .modplan import ModulePlan, plan_modules
 from .runner import Runner
 from .runfolder import RunFolder, release
-from .sandbox import SandboxConfig, choose_isolation, lost_protections
+from .isolation import choose_isolation, lost_protections
+from .sandbox import SandboxConfig
 
 REPO = Path(__file__).resolve().parent.parent
 

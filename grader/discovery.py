@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import InputError
-from grader.intake import StagedSubmission, size_text
+from grader.intake import StagedSubmission
+from grader.staging import size_text
 from grader.results import Note
 
 _MB = 1024 * 1024

@@ -19,7 +19,7 @@ import builtins
 import re
 from dataclasses import asdict, dataclass, field
 
-from .codescan import _line, _where
+from .owncall import own_call, quote
 
 # Keys a checkpoint dict keeps the weights under, as students write them.
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_state", "net", "net_state_dict", "network",
@@ -110,7 +110,7 @@ def read_handoff(code: list[Source], function: str, checkpoint_argument: bool = 
     else:
         handoff.layout = Layout("either", why=f"neither {who} nor the training code shows how the checkpoint is laid out")
     if lengths:
-        handoff.call = _own_call(code, function)
+        handoff.call = own_call(code, function)
         handoff.knobs = _knobs(scope, params, handoff.call)
     return handoff
 
@@ -141,9 +141,6 @@ def _is_torch_save(node: ast.AST) -> bool:
         and isinstance(node.func.value, ast.Name) and node.func.value.id in ("torch", "th") and bool(node.args)
 
 
-def _quote(prefix: str, lines: list[str], node: ast.AST) -> str:
-    return f"`{_line(lines, node)}`, {_where(prefix, node)}"
-
 
 # ------------------------------------------------------------------ reading
 
@@ -172,7 +169,7 @@ def _reading(scope: list, seeds: set[str]):
                 value = node.value
                 if _is_torch_load(value) or (isinstance(value, ast.Name) and value.id in names):
                     names.add(node.targets[0].id)
-        say = lambda n: _quote(prefix, lines, n)  # noqa: E731
+        say = lambda n: quote(prefix, lines, n)  # noqa: E731
         for node in ast.walk(func):
             target = None
             if isinstance(node, ast.Subscript):
@@ -298,52 +295,11 @@ def _saving(code: list[Source]):
                     if layout is not None:
                         best = any(isinstance(n, ast.Constant) and "best" in str(n.value).lower()
                                    for a in node.args[1:2] for n in ast.walk(a))
-                        found.append((best, layout, _quote(prefix, lines, node)))
+                        found.append((best, layout, quote(prefix, lines, node)))
     if not found:
         return None
     best = [f for f in found if f[0]] or found
     return best[-1][1], best[-1][2]
-
-
-# ------------------------------------------------------------------ the submission's own call
-
-def _argument(node: ast.AST) -> dict | None:
-    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (int, float, str, bool))):
-        return {"kind": "value", "value": node.value}
-    if isinstance(node, ast.Name):
-        return {"kind": "global", "name": node.id}
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "FLAGS":
-        return {"kind": "flag", "name": node.attr}
-    return None
-
-
-def _own_call(code: list[Source], function: str) -> dict | None:
-    """How the submission calls `function` (usually in a cell that prints the text): its
-    arguments after the checkpoint and the start string, and a `**config` it passes. Of
-    several calls, the one that passes the most."""
-    found = []
-    for prefix, tree, lines in code:
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == function):
-                continue
-            # The interface fixes the first two: the checkpoint, then the start string.
-            args = [{"kind": "checkpoint"}, {"kind": "start"}][:len(node.args)]
-            for arg in node.args[2:]:
-                described = _argument(arg)
-                if described is None:
-                    break
-                args.append(described)
-            else:
-                keywords, star = {}, None
-                for kw in node.keywords:
-                    if kw.arg is None:
-                        star = kw.value.id if isinstance(kw.value, ast.Name) else None
-                        continue
-                    described = _argument(kw.value)
-                    if described is not None:
-                        keywords[kw.arg] = described
-                found.append({"args": args, "keywords": keywords, "star": star, "where": _quote(prefix, lines, node)})
-    return max(found, key=lambda c: (c["star"] is not None, len(c["args"]) + len(c["keywords"])), default=None)
 
 
 # ------------------------------------------------------------------ how much work it does

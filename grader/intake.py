@@ -21,11 +21,8 @@ from pathlib import Path
 from grader import tree, zipindex
 from grader.errors import InputError
 from grader.results import Note
+from grader.staging import Budget, SkipLog, copy_regular_file, copy_stream, shown
 
-_MB = 1024 * 1024
-_CHUNK = 64 * 1024
-# Past this many per-entry warnings, the rest are summarised in one note.
-_MAX_SKIP_NOTES = 10
 # Parsing is only for finding names; a larger "module" is generated data, not homework.
 _ROOT_NAME = "submission"
 # Junk that operating systems, editors and Python itself leave behind; compared casefolded.
@@ -35,8 +32,6 @@ _JUNK_COMPONENTS = {"__macosx", "__pycache__", "thumbs.db", "desktop.ini"}
 _MAX_PATH_BYTES = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CODE_SUFFIXES = (".py", ".ipynb")
-# Names longer than this are shortened in notes: a report is no place for a 1,000-character path.
-_MAX_SHOWN_NAME = 120
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ def stage(submission: Path, dest: Path, limits: IntakeLimits = IntakeLimits()) -
     if root.exists() or root.is_symlink():
         # The caller's mistake, not the student's: never mix two submissions in one folder.
         raise FileExistsError(f"{root} already exists; stage each submission into a fresh folder")
-    log = _SkipLog()
+    log = SkipLog()
     work = Path(tempfile.mkdtemp(prefix=".staging-", dir=dest))
     try:
         _stage_into(kind, submission, source, work, limits, log)
@@ -99,19 +94,19 @@ def _submission_kind(submission: Path, source: str) -> str:
     raise InputError(f"cannot grade {source}: hand in a .zip archive, a folder, or a single .py or .ipynb file")
 
 
-def _stage_into(kind: str, submission: Path, source: str, work: Path, limits: IntakeLimits, log: _SkipLog) -> None:
+def _stage_into(kind: str, submission: Path, source: str, work: Path, limits: IntakeLimits, log: SkipLog) -> None:
     if kind == "zip":
         _extract_zip(submission, source, work, limits, log)
     elif kind == "folder":
         _copy_folder(submission, source, work, limits, log)
     else:
-        budget = _Budget(limits, source, "holds")
+        budget = Budget(limits, source, "holds")
         budget.count_file()
         # The path the caller names is trusted, so a link there may be followed (links inside may not).
-        _copy_regular_file(submission.resolve(), work / submission.name, submission.name, budget)
+        copy_regular_file(submission.resolve(), work / submission.name, submission.name, budget)
 
 
-def _open_lone_inner_zip(work: Path, dest: Path, source: str, limits: IntakeLimits, log: _SkipLog) -> Path:
+def _open_lone_inner_zip(work: Path, dest: Path, source: str, limits: IntakeLimits, log: SkipLog) -> Path:
     """Students often zip a zip. With no code beside it, grade what the inner zip holds (one level only)."""
     files = _list_files(work, limits)
     if any(f.lower().endswith(_CODE_SUFFIXES) for f in files):
@@ -138,86 +133,6 @@ def _list_files(root: Path, limits: IntakeLimits) -> list[str]:
                   if entry.is_file(follow_symlinks=False))
 
 
-class _SkipLog:
-    """Collects what was left out, without letting a hostile archive flood the report."""
-
-    def __init__(self) -> None:
-        self.notes: list[Note] = []
-        self.skipped = 0
-        self.junk = 0
-
-    def skip(self, name: str, reason: str) -> None:
-        self.skipped += 1
-        if self.skipped <= _MAX_SKIP_NOTES:
-            self.notes.append(Note("warning", f"skipped {_shown(name)}: {reason}"))
-
-    def finish(self) -> list[Note]:
-        notes = list(self.notes)
-        if self.skipped > _MAX_SKIP_NOTES:
-            notes.append(Note("warning", f"skipped {self.skipped - _MAX_SKIP_NOTES} more entries for the same kinds of reasons"))
-        if self.junk:
-            notes.append(Note("info", f"ignored {self.junk} system or cache file(s) "
-                                      "(__MACOSX, .DS_Store, __pycache__, *.pyc, hidden files)"))
-        return notes
-
-
-class _Budget:
-    """Counts files and the bytes really written, so lying archive headers cannot pass the limits."""
-
-    def __init__(self, limits: IntakeLimits, source: str, verb: str) -> None:
-        self.limits = limits
-        self.source = source
-        self.subject = f"{source} {verb}"  # e.g. "hw4.zip expands to" / "the folder hw4 holds"
-        self.files = 0
-        self.entries = 0
-        self.total = 0
-
-    def count_entry(self) -> None:
-        self.entries += 1
-        if self.entries > self.limits.max_entries:
-            raise InputError(f"{self.subject} more than {self.limits.max_entries:,} entries"
-                             f"{zipindex.ENTRIES_TEXT}; submit only your code and results")
-
-    def count_file(self) -> None:
-        self.files += 1
-        if self.files > self.limits.max_files:
-            raise InputError(f"{self.subject} more than {self.limits.max_files} files; submit only your code and results")
-
-    def check_filesize_text(self, name: str, size: int) -> None:
-        if size > self.limits.max_file_bytes:
-            where = "" if name == self.source else f" in {self.source}"
-            raise InputError(f"{_shown(name)}{where} is larger than {size_text(self.limits.max_file_bytes)}, "
-                             "the limit for one file; leave datasets and checkpoints out")
-
-    def count_bytes(self, name: str, file_bytes: int, added: int) -> None:
-        self.check_filesize_text(name, file_bytes)
-        self.total += added
-        if self.total > self.limits.max_total_bytes:
-            raise InputError(f"{self.subject} more than {size_text(self.limits.max_total_bytes)} in all; "
-                             "leave datasets and checkpoints out")
-
-
-def _copy_stream(src, target: Path, name: str, budget: _Budget) -> None:
-    # O_EXCL and O_NOFOLLOW: never overwrite, and never write through a link.
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    written = 0
-    with os.fdopen(fd, "wb") as out:
-        while chunk := src.read(_CHUNK):
-            written += len(chunk)
-            budget.count_bytes(name, written, len(chunk))
-            out.write(chunk)
-
-
-def _copy_regular_file(path: Path, target: Path, name: str, budget: _Budget) -> None:
-    # O_NONBLOCK so a file swapped for a FIFO cannot hang us; fstat proves what was opened.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as src:
-        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-            raise InputError(f"{_shown(name)} is not a regular file")
-        budget.check_filesize_text(name, os.fstat(src.fileno()).st_size)
-        _copy_stream(src, target, name, budget)
-
-
 def _is_junk(parts: list[str]) -> bool:
     if any(p.startswith(".") or p.casefold() in _JUNK_COMPONENTS for p in parts):
         return True
@@ -237,22 +152,6 @@ def _unsafe_component(part: str) -> str | None:
     return None
 
 
-def _shown(name: str) -> str:
-    # Names go into reports and terminals: escape anything that is not plainly printable.
-    shown = name if name.isprintable() else ascii(name)
-    if len(shown) > _MAX_SHOWN_NAME:
-        half = _MAX_SHOWN_NAME // 2
-        shown = f"{shown[:half]}...{shown[-half:]}"
-    return shown
-
-
-def size_text(n: int) -> str:
-    for unit, scale in (("GB", 1024 * _MB), ("MB", _MB), ("KB", 1024)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale} {unit}"
-    return f"{n} bytes"
-
-
 # ----- zip archives ---------------------------------------------------------------------
 
 
@@ -260,13 +159,13 @@ class _Refused(Exception):
     """An entry that is skipped with a warning; the message says why."""
 
 
-def _extract_zip(archive: Path, source: str, work: Path, limits: IntakeLimits, log: _SkipLog) -> None:
+def _extract_zip(archive: Path, source: str, work: Path, limits: IntakeLimits, log: SkipLog) -> None:
     zipindex.refuse_oversized(archive, source, limits.max_entries)  # before zipfile reads it all into memory
     try:
         zf = zipfile.ZipFile(archive)
     except Exception as exc:  # zipfile raises many types on malformed input; all mean "unreadable"
         raise InputError(f"cannot read {source} as a zip archive: {exc}") from None
-    budget = _Budget(limits, source, "expands to")
+    budget = Budget(limits, source, "expands to")
     with zf:
         for info in zf.infolist():
             budget.count_entry()  # bounded already by refuse_oversized; this guards a zipfile that reads more
@@ -289,7 +188,7 @@ def _entry_name(info: zipfile.ZipInfo) -> str:
 
 
 def _extract_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source: str,
-                   work: Path, budget: _Budget, log: _SkipLog) -> None:
+                   work: Path, budget: Budget, log: SkipLog) -> None:
     kind = _zip_entry_kind(info)
     if kind == "dir":
         return  # folders are created as files need them
@@ -306,7 +205,7 @@ def _extract_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source
     if kind != "file":
         raise _Refused("it is not a regular file")
     if info.flag_bits & 0x1:
-        raise InputError(f"{source} is password-protected ({_shown(name)}); upload it without a password")
+        raise InputError(f"{source} is password-protected ({shown(name)}); upload it without a password")
     target = _make_parents(work, parts)
     budget.count_file()
     budget.check_filesize_text(name, info.file_size)  # early refusal; the real count comes while streaming
@@ -360,25 +259,25 @@ def _make_parents(work: Path, parts: list[str]) -> Path:
 
 
 def _write_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source: str,
-                 target: Path, budget: _Budget) -> None:
+                 target: Path, budget: Budget) -> None:
     try:
         with zf.open(info) as src:
-            _copy_stream(src, target, name, budget)
+            copy_stream(src, target, name, budget)
     except InputError:
         raise
     except NotImplementedError as exc:
-        raise InputError(f"cannot read {_shown(name)} in {source}: {exc}; zip it again with a standard tool") from None
+        raise InputError(f"cannot read {shown(name)} in {source}: {exc}; zip it again with a standard tool") from None
     except OSError:
         raise  # a problem of this machine (disk full), not of the archive
     except Exception as exc:  # CRC mismatch, truncated or corrupt deflate data, bad local header
-        raise InputError(f"cannot read {_shown(name)} in {source}, the archive is damaged: {exc}") from None
+        raise InputError(f"cannot read {shown(name)} in {source}, the archive is damaged: {exc}") from None
 
 
 # ----- folders --------------------------------------------------------------------------
 
 
-def _copy_folder(folder: Path, source: str, work: Path, limits: IntakeLimits, log: _SkipLog) -> None:
-    budget = _Budget(limits, f"the folder {source}", "holds")
+def _copy_folder(folder: Path, source: str, work: Path, limits: IntakeLimits, log: SkipLog) -> None:
+    budget = Budget(limits, f"the folder {source}", "holds")
     # The staging folder may lie inside the submission folder; never copy it into itself.
     avoid = {os.path.realpath(work.parent)}
     pending = [(folder, [])]  # an explicit stack: a deep tree must not exhaust recursion
@@ -394,8 +293,8 @@ def _copy_folder(folder: Path, source: str, work: Path, limits: IntakeLimits, lo
             _copy_folder_entry(entry, parts, work, budget, log, avoid, pending)
 
 
-def _copy_folder_entry(entry: os.DirEntry, parts: list[str], work: Path, budget: _Budget,
-                       log: _SkipLog, avoid: set[str], pending: list) -> None:
+def _copy_folder_entry(entry: os.DirEntry, parts: list[str], work: Path, budget: Budget,
+                       log: SkipLog, avoid: set[str], pending: list) -> None:
     name = "/".join(parts)
     if reason := _unsafe_component(entry.name):
         log.skip(name, reason)
@@ -411,6 +310,6 @@ def _copy_folder_entry(entry: os.DirEntry, parts: list[str], work: Path, budget:
             pending.append((Path(entry.path), parts))
     elif entry.is_file(follow_symlinks=False):
         budget.count_file()
-        _copy_regular_file(Path(entry.path), work / Path(*parts), name, budget)
+        copy_regular_file(Path(entry.path), work / Path(*parts), name, budget)
     else:
         log.skip(name, "it is not a regular file")

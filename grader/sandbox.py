@@ -7,7 +7,8 @@ Isolation, strongest first, chosen by what this machine allows:
   the sandbox's own uid (grader.identity), which cannot signal the scorer, leave its
   cgroup or write outside the run folder and the world-writable scratch folders.
 - "process": not root and no bubblewrap: limits only, and the report says what is lost.
-Root with no way to drop privileges is refused: student code never runs as root.
+Root with no way to drop privileges is refused: student code never runs as root (grader.isolation
+picks the mode).
 In every mode: a clean environment, its own session, rlimits, a watchdog, per-call time
 limits, replies as JSON lines on private pipes, and this process as the subreaper of
 everything the worker starts, so all of it is ended before results are written.
@@ -26,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bwrap, identity, protocol
-from .errors import InputError
 from .limits import Cgroups, effective_cpus, process_tree, rss_kb
 from .capture import Capture
 from .runfolder import RunFolder
+from .isolation import choose_isolation
 
 LOG_LIMIT = 64 * 1024
 
@@ -40,10 +41,6 @@ class WorkerCrashed(Exception):
     def __init__(self, reason: str, detail: str):
         self.reason, self.detail = reason, detail
         super().__init__(f"{reason}: {detail}")
-
-
-class IsolationRefused(InputError):
-    """This machine cannot run student code without it being root, or the mode asked for is unavailable."""
 
 
 @dataclass
@@ -64,55 +61,6 @@ class Reply:
     seconds: float
     peak_mb: float
     notes: list[str] = field(default_factory=list)
-
-
-def bwrap_works(python: str = sys.executable) -> bool:
-    return bwrap.usable_way(python) is not None
-
-
-def choose_isolation(requested: str, python: str) -> str:
-    """The mode to use; refuses (IsolationRefused) rather than run student code as root."""
-    root = identity.can_switch()
-    if requested == "bwrap" and not bwrap_works(python):
-        raise IsolationRefused("--isolation bwrap: bubblewrap is not installed or cannot start here "
-                               "(apt-get install bubblewrap; in a container it needs user namespaces)")
-    if requested in ("auto", "user") and not (requested == "auto" and bwrap_works(python)):
-        if not root:
-            if requested == "user":
-                raise IsolationRefused("--isolation user needs root, to run the submission as a uid of its own")
-            return "process"
-        ok, why = identity.runs_python(identity.sandbox_uid(), python)
-        if not ok:
-            raise IsolationRefused(
-                f"refusing to grade: running as root without a usable bubblewrap, the submission's code would run "
-                f"as root, and an unprivileged uid cannot start {python} ({why or 'permission denied'}). Install "
-                f"bubblewrap, or put the grading environment where every user can read it (e.g. /opt/dlgrade, "
-                f"chmod -R a+rX), or grade as an ordinary user.")
-        return "user"
-    if requested == "process" and root:
-        raise IsolationRefused("--isolation process as root would run the submission's code as root; use "
-                               "--isolation auto (bubblewrap or a uid of its own), or grade as an ordinary user")
-    return "bwrap" if requested == "auto" else requested
-
-
-def lost_protections(isolation: str, cgroups: list[str], namespaces: str = "") -> list[str]:
-    """What this mode did not protect, one short line each, for the summary and results.json."""
-    lost = []
-    if isolation == "user":
-        lost += ["no bubblewrap: its code could read every file on this machine that all users may read, and reach "
-                 "the network", "it could write into /tmp, /var/tmp and /dev/shm; the grader removed what it left there"]
-    if isolation == "process":
-        lost.append("not root and no bubblewrap: its code ran as your own user, so it could read and change your "
-                    "files" + (" and leave files in /tmp" if "pid" in namespaces else ""))
-        if "pid" in namespaces:
-            lost.append("its own user, PID and network namespaces kept it from signalling this grader, outliving the "
-                        "grade or reaching the network" + (", and /dev/shm was its own" if "shm" in namespaces else ""))
-        else:
-            lost.append("the kernel gave it no namespaces of its own: it could reach the network, and signal, stop or "
-                        "outlive this grader")
-    if "memory" not in cgroups:
-        lost.append("no kernel memory or process limits: a watchdog polling every 0.1 s enforced them")
-    return lost
 
 
 class Sandbox:

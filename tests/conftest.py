@@ -8,7 +8,7 @@ from gradekit import require_env
 
 @pytest.fixture
 def bwrap_required():
-    from grader.sandbox import bwrap_works
+    from grader.isolation import bwrap_works
 
     require_env("DLGRADE_REQUIRE_BWRAP", bwrap_works(), "bubblewrap is not usable on this machine")
 

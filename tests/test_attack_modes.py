@@ -20,7 +20,7 @@ import pytest
 
 from gradekit import REPO, plain_source, require_env, running, write_submission
 from grader import identity, tree
-from grader.sandbox import bwrap_works
+from grader.isolation import bwrap_works
 
 HONEST = 0.5  # alexnet.construct.nc4 with the plain submission
 MARKER = "61.5432"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from gradekit import REPO, grade, plain_source, running, write_submission
-from grader import api, identity, sandbox
-from grader.sandbox import IsolationRefused
+from grader import api, identity, isolation
+from grader.isolation import IsolationRefused
 
 FAST = {"probe_seconds": 25, "import_seconds": 90}
 HONEST = 0.5  # alexnet.construct.nc4's points, which the plain submission earns
@@ -180,14 +180,14 @@ for sig in (signal.SIGSTOP, signal.SIGKILL):
 def test_root_without_a_way_to_drop_privileges_is_refused(monkeypatch, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("what root may do is what this tests")
-    monkeypatch.setattr(sandbox, "bwrap_works", lambda python=sys.executable: False)
+    monkeypatch.setattr(isolation, "bwrap_works", lambda python=sys.executable: False)
     monkeypatch.setattr(identity, "runs_python", lambda uid, python: (False, "Permission denied: '/root/venv'"))
     with pytest.raises(IsolationRefused) as refused:
-        sandbox.choose_isolation("auto", sys.executable)
+        isolation.choose_isolation("auto", sys.executable)
     assert "would run as root" in str(refused.value) and "Install bubblewrap" in str(refused.value)
     assert "Permission denied" in str(refused.value)
     with pytest.raises(IsolationRefused, match="as root would run the submission's code as root"):
-        sandbox.choose_isolation("process", sys.executable)
+        isolation.choose_isolation("process", sys.executable)
     # Through the CLI: exit status 2 and a results.json that says why nothing was graded.
     from click.testing import CliRunner
 
@@ -222,10 +222,10 @@ def test_a_uid_of_its_own_loses_nothing_it_started(tmp_path):
 
 
 def test_what_each_weaker_mode_loses_is_said():
-    assert sandbox.lost_protections("bwrap", ["pids", "memory"]) == []
-    user = " ".join(sandbox.lost_protections("user", ["pids", "memory"]))
+    assert isolation.lost_protections("bwrap", ["pids", "memory"]) == []
+    user = " ".join(isolation.lost_protections("user", ["pids", "memory"]))
     assert "read every file on this machine that all users may read" in user and "/dev/shm" in user
-    process = " ".join(sandbox.lost_protections("process", [""]))
+    process = " ".join(isolation.lost_protections("process", [""]))
     assert "ran as your own user" in process and "signal, stop or outlive this grader" in process
     assert "watchdog" in process
 

@@ -97,7 +97,7 @@ def test_forged_results_in_process_isolation(tmp_path):
     out.mkdir()
     sub = write_submission(tmp_path / "sub", forger(out) + plain_source())
     if os.geteuid() == 0:
-        from grader.sandbox import IsolationRefused
+        from grader.isolation import IsolationRefused
 
         with pytest.raises(IsolationRefused, match="would run the submission's code as root"):
             grade(sub, "alexnet.architecture.nc4", isolation="process")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from grader.intake import size_text
+from grader.staging import size_text
 
 from .report import _one_line
 from .rules import NotebookError

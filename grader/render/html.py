@@ -11,7 +11,6 @@ so the template can run under StrictUndefined however sparse or odd the report's
 from __future__ import annotations
 
 import base64
-import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,9 @@ import jinja2
 
 from grader import __version__
 from grader.results import Artifact, CheckResult, GradeReport, Status
+
+from .htmltables import scores_view, table_view
+from .htmltext import clean, format_count, format_points, slug, terminal_text
 
 TEMPLATE_NAME = "report.html.j2"
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -36,21 +38,8 @@ _VISIBILITY_LABEL = {
     "after_published": "shown to students after grades are published",
 }
 _NOTE_LABEL = {"info": "Note", "warning": "Warning", "error": "Error"}
-# Layer-table row statuses: (label, symbol). Anything else renders as-is.
-_ROW_STATUS = {
-    "match": ("Match", "\u2713"),  # check mark
-    "equivalent": ("Equivalent", "\u2248"),  # almost equal
-    "mismatch": ("Mismatch", "\u2717"),  # ballot x
-    "missing": ("Missing", "\u2212"),  # minus
-    "extra": ("Extra", "+"),
-}
-# Fields compared between the expected and the found layer, in column order.
-_LAYER_FIELDS = ("type", "attrs", "shape", "params")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SMALL_IMAGE_PX = 160  # images narrower than this are scaled up with crisp pixels
-# ANSI escape sequences (CSI and OSC) and the control characters HTML cannot carry.
-_ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 _environment: jinja2.Environment | None = None
 
@@ -74,58 +63,6 @@ def render_html(report: GradeReport) -> str:
     return _env().get_template(TEMPLATE_NAME).render(r=_report_view(report))
 
 
-# --------------------------------------------------------------------------- text
-
-
-def format_points(value: Any) -> str:
-    """23.5 -> "23.5", 24.0 -> "24", 1/3 -> "0.33"."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return _clean(str(value))
-    if number != number:  # NaN
-        return "?"
-    text = f"{round(number, 2):.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def format_count(value: Any) -> str:
-    """34944 -> "34,944"; leaves text that is not a number alone."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{int(value):,}" if value.is_integer() else f"{value:,.2f}"
-    text = _clean(str(value)).strip()
-    if re.fullmatch(r"-?\d+", text):
-        return f"{int(text):,}"
-    return text
-
-
-def _clean(text: str) -> str:
-    """Text safe to put in a page: no ANSI colour codes, no raw control characters."""
-    text = _ANSI_RE.sub("", text)
-    return _CONTROL_RE.sub("\N{REPLACEMENT CHARACTER}", text)
-
-
-def _terminal_text(text: str) -> str:
-    """What a terminal would have shown: each carriage return (progress bars) redraws its line."""
-    lines = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if "\r" in line:
-            parts = [p for p in line.split("\r") if p]
-            line = parts[-1] if parts else ""
-        lines.append(line)
-    return _clean("\n".join(lines))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
-
-
 # ----------------------------------------------------------------------- view model
 
 
@@ -139,12 +76,12 @@ def _report_view(report: GradeReport) -> dict[str, Any]:
     leftover = [
         _figure_view(report, key) for key in report.artifacts if key not in used_images
     ]
-    student_output = _terminal_text(report.student_output or "")
+    student_output = terminal_text(report.student_output or "")
     return {
-        "title": _clean(report.title or "Grade report"),
-        "assignment": _clean(report.assignment or ""),
-        "submission": _clean(report.submission or ""),
-        "graded_files": [_clean(str(f)) for f in report.graded_files],
+        "title": clean(report.title or "Grade report"),
+        "assignment": clean(report.assignment or ""),
+        "submission": clean(report.submission or ""),
+        "graded_files": [clean(str(f)) for f in report.graded_files],
         "score": format_points(report.score),
         "max_score": format_points(max_score),
         "percent": percent,
@@ -152,12 +89,12 @@ def _report_view(report: GradeReport) -> dict[str, Any]:
         "manual_points_plural": report.manual_points != 1,
         "self_check": bool(report.self_check),
         "hidden_checks": int(report.hidden_checks or 0),
-        "grader_error": _clean(report.grader_error) if report.grader_error else "",
+        "grader_error": clean(report.grader_error) if report.grader_error else "",
         "notes": [
             {
                 "level": n.level if n.level in _NOTE_LABEL else "info",
-                "label": _NOTE_LABEL.get(n.level, _clean(str(n.level)).capitalize() or "Note"),
-                "text": _clean(str(n.text)),
+                "label": _NOTE_LABEL.get(n.level, clean(str(n.level)).capitalize() or "Note"),
+                "text": clean(str(n.text)),
             }
             for n in report.notes
         ],
@@ -166,7 +103,7 @@ def _report_view(report: GradeReport) -> dict[str, Any]:
         "leftover_figures": leftover,
         "student_output": student_output,
         "student_output_lines": len(student_output.rstrip("\n").split("\n")) if student_output else 0,
-        "environment": [(_clean(str(k)), _clean(str(v))) for k, v in report.environment.items()],
+        "environment": [(clean(str(k)), clean(str(v))) for k, v in report.environment.items()],
         "seconds": format_points(report.seconds) if report.seconds else "",
         "version": __version__,
     }
@@ -208,8 +145,8 @@ def _parts_view(report: GradeReport, used_images: set[str]) -> list[dict[str, An
             overview = f"{format_points(staff)} pending"
         parts.append(
             {
-                "label": f"Part {_clean(part)}" if part else "Other checks",
-                "anchor": "part-" + _slug(part or "other"),
+                "label": f"Part {clean(part)}" if part else "Other checks",
+                "anchor": "part-" + slug(part or "other"),
                 "points": points,
                 "max_points": format_points(max_points),
                 "tally": ", ".join(tally),
@@ -240,7 +177,7 @@ def _check_view(
         points, max_points = "\u2014", format_points(_staff_points(check))
     else:
         points, max_points = format_points(check.points), format_points(check.max_points)
-    anchor = "check-" + _slug(str(check.check_id))
+    anchor = "check-" + slug(str(check.check_id))
     while anchor in seen_anchors:
         anchor += "-"
     seen_anchors.add(anchor)
@@ -258,128 +195,25 @@ def _check_view(
         resources.append(f"{format_count(round(check.peak_mb))} MB peak")
     return {
         "anchor": anchor,
-        "check_id": _clean(str(check.check_id)),
-        "number": _clean(str(check.number or "")),
-        "name": _clean(str(check.name)),
+        "check_id": clean(str(check.check_id)),
+        "number": clean(str(check.number or "")),
+        "name": clean(str(check.name)),
         "status": status.value,
         "status_label": _STATUS_LABEL[status],
         "symbol": _STATUS_SYMBOL[status],
         "points": points,
         "max_points": max_points,
-        "message": _clean(str(check.message or "")),
-        "hint": _clean(str(check.hint or "")),
+        "message": clean(str(check.message or "")),
+        "hint": clean(str(check.hint or "")),
         "visibility": (
-            _VISIBILITY_LABEL.get(check.visibility, f"visibility: {_clean(str(check.visibility))}")
+            _VISIBILITY_LABEL.get(check.visibility, f"visibility: {clean(str(check.visibility))}")
             if check.visibility != "visible"
             else ""
         ),
         "resources": ", ".join(resources),
-        "table": _table_view(details.get("table")),
+        "table": table_view(details.get("table")),
         "figures": figures,
-        "scores": _scores_view(details.get("predictions")),
-    }
-
-
-def _scores_view(data: Any) -> dict[str, Any] | None:
-    """Per-class accuracy and the confusion matrix (or its largest cells) of a predictions file."""
-    if not isinstance(data, dict) or not isinstance(data.get("per_class"), list):
-        return None
-    per_class = []
-    for row in data["per_class"]:
-        if not isinstance(row, dict):
-            continue
-        acc = row.get("accuracy")
-        per_class.append({"name": _clean(str(row.get("name", row.get("class", "?")))),
-                          "total": format_count(row.get("total")), "correct": format_count(row.get("correct")),
-                          "accuracy": f"{acc:.1%}" if isinstance(acc, (int, float)) else "",
-                          "percent": round(100 * acc) if isinstance(acc, (int, float)) else 0})
-    matrix = None
-    confusion, names = data.get("confusion"), data.get("class_names")
-    if isinstance(confusion, list) and isinstance(names, list) and len(confusion) == len(names):
-        peak = max((v for row in confusion for v in row if isinstance(v, int)), default=1) or 1
-        matrix = {"names": [_clean(str(n)) for n in names],
-                  "rows": [{"name": _clean(str(names[i])),
-                            "cells": [{"count": format_count(v), "shade": min(9, int(9 * v / peak + 0.999)) if v else 0,
-                                       "diagonal": i == j} for j, v in enumerate(row)]}
-                           for i, row in enumerate(confusion)]}
-    top = [{"true": _clean(str(m.get("true"))), "predicted": _clean(str(m.get("predicted"))),
-            "count": format_count(m.get("count"))}
-           for m in data.get("top_confusions") or [] if isinstance(m, dict)]
-    acc = data.get("accuracy")
-    return {"accuracy": f"{acc:.2%}" if isinstance(acc, (int, float)) else "", "per_class": per_class,
-            "matrix": matrix, "top": top}
-
-
-def _table_view(table: Any) -> dict[str, Any] | None:
-    if not isinstance(table, dict):
-        return None
-    rows_in = table.get("rows")
-    rows_in = rows_in if isinstance(rows_in, (list, tuple)) else []
-    rows = [_row_view(i, row) for i, row in enumerate(rows_in, 1)]
-    tally: dict[str, int] = {}
-    for row in rows:
-        tally[row["status"]] = tally.get(row["status"], 0) + 1
-    order = ["mismatch", "missing", "extra", "equivalent", "match"]
-    summary = [
-        f"{tally[s]} {_ROW_STATUS[s][0].lower() if s in _ROW_STATUS else s}"
-        for s in order + sorted(set(tally) - set(order))
-        if s in tally
-    ]
-    return {
-        "title": _clean(str(table.get("title") or "Layers")),
-        "rows": rows,
-        "summary": ", ".join(summary),
-    }
-
-
-def _layer_cells(layer: Any, fields: tuple[str, ...]) -> dict[str, str] | None:
-    if not isinstance(layer, dict):
-        return None
-    cells = {}
-    for name in fields:
-        value = layer.get(name)
-        if name == "params":
-            cells[name] = format_count(value)
-        else:
-            cells[name] = "" if value is None else _clean(str(value))
-    return cells
-
-
-def _same(field: str, a: Any, b: Any) -> bool:
-    """Whether an expected and a found value agree, ignoring spacing (and digit grouping for counts)."""
-
-    def norm(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        text = re.sub(r"\s+", "", str(value))
-        return text.replace(",", "") if field == "params" else text
-
-    return norm(a) == norm(b)
-
-
-def _row_view(index: int, row: Any) -> dict[str, Any]:
-    if not isinstance(row, dict):
-        row = {"status": "unknown", "note": f"Unreadable row: {row!r}"}
-    status = _clean(str(row.get("status") or "unknown")).lower()
-    label, symbol = _ROW_STATUS.get(status, (status.capitalize(), "?"))
-    expected = row.get("expected")
-    found = row.get("found")
-    diff: list[str] = []
-    # Fields are marked only on rows the check found wrong: an "equivalent" row may be
-    # written differently and still be right.
-    if isinstance(expected, dict) and isinstance(found, dict) and status not in ("match", "equivalent"):
-        diff = [f for f in _LAYER_FIELDS if not _same(f, expected.get(f), found.get(f))]
-    return {
-        "index": index,
-        "status": status if status in _ROW_STATUS else "other",
-        "label": label,
-        "symbol": symbol,
-        "expected": _layer_cells(expected, ("name",) + _LAYER_FIELDS),
-        "found": _layer_cells(found, _LAYER_FIELDS + ("where",)),
-        "diff": diff,
-        "note": _clean(str(row.get("note") or "")),
+        "scores": scores_view(details.get("predictions")),
     }
 
 
@@ -394,8 +228,8 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
 def _figure_view(report: GradeReport, key: str) -> dict[str, Any]:
     artifact: Artifact | None = report.artifacts.get(key)
     view: dict[str, Any] = {
-        "key": _clean(key),
-        "caption": _clean(artifact.caption) if artifact is not None and artifact.caption else _clean(key),
+        "key": clean(key),
+        "caption": clean(artifact.caption) if artifact is not None and artifact.caption else clean(key),
         "src": "",
         "width": 0,
         "height": 0,
@@ -406,7 +240,7 @@ def _figure_view(report: GradeReport, key: str) -> dict[str, Any]:
         view["problem"] = "This image was not produced."
         return view
     if artifact.media_type != "image/png":
-        view["problem"] = f"Not embedded: {_clean(str(artifact.media_type))} is not an image/png."
+        view["problem"] = f"Not embedded: {clean(str(artifact.media_type))} is not an image/png."
         return view
     data = bytes(artifact.data or b"")
     size = _png_size(data)
