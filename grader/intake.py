@@ -23,7 +23,6 @@ from grader.errors import InputError
 from grader.results import Note
 from grader.staging import Budget, SkipLog, copy_regular_file, copy_stream, shown
 
-# Parsing is only for finding names; a larger "module" is generated data, not homework.
 _ROOT_NAME = "submission"
 # Junk that operating systems, editors and Python itself leave behind; compared casefolded.
 # Any path component starting with '.' is junk too (.DS_Store, .ipynb_checkpoints, .git).
