@@ -83,10 +83,10 @@ def assert_submissions_failure(report, results, check_id: str, *words: str):
     b"\xff\xfe{}", b'{"a": "unterminated', b'{"a": 1} trailing', b"[" * 50 + b'"' + b"]" * 50,
 ])
 def test_decode_refuses_anything_but_a_small_object(line):
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: what a busy machine does not change
     with pytest.raises(ProtocolError):
         protocol.decode(line)
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 1
 
 
 def test_decode_counts_no_brackets_inside_strings():
@@ -98,10 +98,10 @@ def test_decode_counts_no_brackets_inside_strings():
 
 def test_decode_refuses_too_many_values_before_parsing():
     line = b'{"a": [' + b"0," * protocol.MAX_NODES + b"0]}"
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(ProtocolError, match="values"):
         protocol.decode(line)
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 1
 
 
 def test_decode_makes_lone_surrogates_writable():
@@ -193,10 +193,10 @@ def test_localize_walks_deep_data_and_long_text_quickly():
         inner.append([])
         inner = inner[0]
     inner.append({"file": "nb.py", "line": 3, "message": "at nb.py:2 and x.py:" + "9" * 5_000})
-    started = time.monotonic()
+    started = time.process_time()  # this process's CPU time: a busy machine does not add to it
     out = runner.localize(deep)
     text = runner.localize("a" * 200_000 + " nb.py:1")
-    assert time.monotonic() - started < 30  # the quadratic scan this guards against takes minutes
+    assert time.process_time() - started < 30  # the quadratic scan this guards against takes CPU minutes
     leaf = out
     for _ in range(5_000):
         leaf = leaf[0]
