@@ -198,20 +198,25 @@ class Runner:
         self.facts.add_hazards(reply.notes)
         return reply, self.localize(reply.error if not reply.ok else reply.result.get("error"))
 
+    def export_model(self, model, variant, batch: int, seed: int, folder: str, weights: bool, timeout: float,
+                     what: str):
+        """Ask the worker to export a model into artefacts/<folder>: export_call's answer."""
+        args, kwargs = self._call_args(model, variant)
+        return self.export_call("export", model.symbol, {
+            "symbol": model.symbol, "args": args, "kwargs": kwargs, "input": list(model.input), "batch": int(batch),
+            "seed": int(seed), "folder": str(self.sandbox.run_dir / "artefacts" / folder), "weights": weights},
+            timeout, what)
+
     def _export(self, key: tuple, check: Check, timeout: float) -> ProbeOutcome | None:
         """The model's trace and behaviour, measured by the verifier from an exported graph.
         None when export stopped: then the worker measures it, and the verdicts say so."""
         _, symbol, suffix = key
         model, variant = check.model, check.variant
-        args, kwargs = self._call_args(model, variant)
         training = dataclasses.asdict(model.training or self.rubric.training)
         who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
         behaviour_too = ("behaviour", symbol, suffix) in self.plan  # else only the layers: no weights, no training
-        reply, error = self.export_call("export", symbol, {
-            "symbol": symbol, "args": args, "kwargs": kwargs, "input": list(model.input),
-            "batch": int(training["batch"]), "seed": int(training["seed"]),
-            "folder": str(self.sandbox.run_dir / "artefacts" / "model"), "weights": behaviour_too},
-            timeout, f"building and exporting {who}")
+        reply, error = self.export_model(model, variant, training["batch"], training["seed"], "model", behaviour_too,
+                                         timeout, f"building and exporting {who}")
         if isinstance(reply, ProbeOutcome):
             return reply
         if error and error.get("stage") == "construct":

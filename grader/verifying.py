@@ -81,11 +81,16 @@ class Verifier:
         self._ready = False
 
 
+def refused_error(text: str) -> dict:
+    """The error a check reads when the artefact it rests on was refused."""
+    return {"type": "ArtefactRefused", "message": text, "stage": "construct", "file": None, "line": None,
+            "code": None, "trace": []}
+
+
 def _refused(text: str, reason: str = "refused") -> tuple[ProbeOutcome, ProbeOutcome]:
     """A refused artefact costs the model's checks, never more: it is not measured in the
     submission's process instead, since forcing that would be the way around the verifier."""
-    error = {"type": "ArtefactRefused", "message": text, "stage": "construct", "file": None, "line": None,
-             "code": None, "trace": []}
+    error = refused_error(text)
     return (ProbeOutcome(result={"constructed": False, "rows": [], "error": error}, crash_reason=reason),
             ProbeOutcome(result={"error": error}, crash_reason=reason))
 

@@ -62,11 +62,8 @@ def measure(runner, key: tuple, check, timeout: float) -> ProbeOutcome | None:
     if stopped:  # the model checks found it does not export: no second try
         runner.facts.measured_inside[inside_key(check)] = stopped
         return None
-    args, kwargs = runner._call_args(model, variant)
-    reply, error = runner.export_call("export", model.symbol, {
-        "symbol": model.symbol, "args": args, "kwargs": kwargs, "input": list(model.input), "batch": EXPORT_BATCH,
-        "seed": runner.rubric.training.seed, "folder": str(runner.sandbox.run_dir / "artefacts" / ARTEFACT),
-        "weights": True}, timeout, f"building and exporting {model.symbol}")
+    reply, error = runner.export_model(model, variant, EXPORT_BATCH, runner.rubric.training.seed, ARTEFACT, True,
+                                       timeout, f"building and exporting {model.symbol}")
     if isinstance(reply, ProbeOutcome):
         return reply
     if error and error.get("stage") == "construct":
@@ -118,8 +115,9 @@ def _copy_images(runner, names: list[str]) -> list[list]:
 
 def _refused(why: str) -> ProbeOutcome:
     """A refused artefact costs the maps, never more; it is not measured inside instead."""
-    error = {"type": "ArtefactRefused", "message": f"the model the grading process handed over was refused: {why}",
-             "stage": "construct", "file": None, "line": None, "code": None, "trace": []}
+    from ...verifying import refused_error
+
+    error = refused_error(f"the model the grading process handed over was refused: {why}")
     return ProbeOutcome(result={"error": error, "images": []}, crash_reason="refused")
 
 

@@ -113,6 +113,7 @@ def _export(runner, check, folder: str, timeout: float, state: dict):
 def _refused(why: str) -> ProbeOutcome:
     """A refused artefact costs the cell's checks; it is never measured inside instead, since
     forcing that would be the way around the verifier."""
-    error = {"type": "ArtefactRefused", "message": f"the cell the grading process handed over was refused: {why}",
-             "stage": "construct", "file": None, "line": None, "code": None, "trace": []}
+    from ...verifying import refused_error
+
+    error = refused_error(f"the cell the grading process handed over was refused: {why}")
     return ProbeOutcome(result={"error": error, "builtin_calls": []}, crash_reason="refused")
