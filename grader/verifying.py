@@ -145,4 +145,6 @@ def export_stopped(error: dict | None) -> str:
     if "DataDependent" in kind or "data-dependent" in first:
         return (f"{INSIDE}: forward decides something from a tensor's values{where} (an if on a tensor, .item() "
                 f"or .tolist()), which torch.export cannot capture")
+    if kind == "Unsupported" and where:  # the grader's own reason, in the student's terms
+        return f"{INSIDE}: {first}{where}"
     return f"{INSIDE}: torch.export could not capture forward{where} ({kind}: {first})"

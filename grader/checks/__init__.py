@@ -13,7 +13,6 @@ from __future__ import annotations
 import traceback
 
 from ..facts import Facts
-from ..verifying import INSIDE
 from ..protocol import clip
 from ..results import CheckResult, Status
 from ..rubric import Check, Rubric
@@ -81,11 +80,6 @@ def _mark_inside(check: Check, facts: Facts, result: CheckResult) -> CheckResult
         moved.inside_key(check) if moved is not None else None
     # ... or a verdict that rests on what only that process could tell says so itself
     why = (facts.measured_inside.get(key) if key else None) or result.details.get("measured_inside")
-    unverified = kinds.unverified(check.kind)
-    if not why and unverified:
-        result.details["measured_inside"] = f"{INSIDE}: {unverified}"
-        result.tags.append("measured-inside-submission")
-        return result
     if not why:
         return result
     result.details["measured_inside"] = why

@@ -132,9 +132,3 @@ def verified(check_kind: str) -> bool:
 def artefact_folders() -> list[str]:
     """The folders, under the worker's artefacts/, that kinds hand their artefacts over in."""
     return [run.ARTEFACT for run in runners() if getattr(run, "ARTEFACT", None)]
-
-
-def unverified(check_kind: str) -> str:
-    """Why the check's facts are still measured in the submission's process, or ""."""
-    kind = of_check(check_kind)
-    return kind.unverified if kind is not None else ""

@@ -219,3 +219,66 @@ def _tensor(data: bytes, entry: TensorEntry):
         return torch.zeros(entry.shape, dtype=dtype)
     numel = entry.nbytes // _itemsize(entry.dtype)
     return torch.frombuffer(data, dtype=dtype, count=numel, offset=entry.offset).reshape(entry.shape).clone()
+
+
+@dataclass
+class SequenceArtefact:
+    model: str  # "sentiment" or "generation": which measurements the calls are of
+    class_name: str
+    tensors: dict  # target -> torch.Tensor: the weights ("embedding.weight"), and each call's constants
+    requires_grad: dict
+    calls: dict  # call key (grader.kinds.sentiment_model.calls.key) -> its graph's JSON, with "returns"
+    failed: dict  # call key -> the student's error on that call, as the worker described it
+
+
+SEQUENCE_MODELS = {"sentiment", "generation"}
+MAX_CALLS = 8
+_WEIGHT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}(\.[A-Za-z0-9_]{1,80}){0,8}\Z")
+_ERROR_TEXT = {"type": 80, "message": 700, "file": 300, "code": 300}
+
+
+def read_sequence(folder: Path, max_bytes: int) -> SequenceArtefact:
+    """A model the checks call a few times: one recorded graph per call."""
+    manifest = _manifest(folder / "manifest.json")
+    if manifest.get("kind") != "sequence" or manifest.get("model") not in SEQUENCE_MODELS or \
+            manifest.get("weights") is not True:
+        raise ArtefactError("the artefact is not of a sequence model with its weights")
+    entries, tensors = _weights(folder, manifest, max_bytes, True)
+    for entry in entries:
+        if "/" not in entry.target and not _WEIGHT_NAME.match(entry.target):
+            raise ArtefactError("a weight's name is not a module path")
+    calls, failed = manifest.get("calls"), manifest.get("failed")
+    if not isinstance(calls, dict) or not isinstance(failed, dict) or len(calls) + len(failed) > MAX_CALLS:
+        raise ArtefactError("the calls are missing, or more than the checks make")
+    for key, graph in [*calls.items(), *failed.items()]:
+        if not isinstance(key, str) or not 0 < len(key) <= 200 or not isinstance(graph, dict):
+            raise ArtefactError("a call is unnamed or malformed")
+    for key, graph in calls.items():
+        if not _returns_ok(graph.get("returns")):
+            raise ArtefactError(f"call {key[:60]} returns something other than tensors")
+    name = manifest.get("class_name")
+    return SequenceArtefact(manifest["model"], name[:80] if isinstance(name, str) else "?", tensors,
+                            {e.target: e.requires_grad for e in entries}, calls,
+                            {key: _error(error) for key, error in failed.items()})
+
+
+def _returns_ok(spec, depth: int = 0) -> bool:
+    if spec == "tensor":
+        return True
+    if depth < 2 and isinstance(spec, dict) and len(spec) == 1:
+        (kind, items), = spec.items()
+        return kind in ("tuple", "list") and isinstance(items, list) and 0 < len(items) <= 3 and \
+            all(_returns_ok(item, depth + 1) for item in items)
+    return False
+
+
+def _error(error) -> dict:
+    """The student's failure on a call, reduced to the fields a message reads."""
+    if not isinstance(error, dict):
+        raise ArtefactError("a call's failure is not described")
+    out = {k: (str(error[k])[:n] if isinstance(error.get(k), str) else None) for k, n in _ERROR_TEXT.items()}
+    line = error.get("line")
+    out.update(type=out["type"] or "Exception", message=out["message"] or "",
+               line=line if isinstance(line, int) and not isinstance(line, bool) and 0 < line < 1 << 31 else None,
+               trace=[str(t)[:200] for t in error.get("trace") or [] if isinstance(t, str)][:4])
+    return out

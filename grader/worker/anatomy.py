@@ -179,7 +179,8 @@ def _generic_init(model: nn.Module, g: torch.Generator) -> None:
                 p.copy_((torch.rand(p.shape, generator=g, dtype=p.dtype) * 2 - 1) * 0.1)
 
 
-def unreachable_rows(model: nn.Module, make_input, trials: int = 2, seed: int = 0, reinit: bool = True) -> list[dict]:
+def unreachable_rows(model: nn.Module, make_input, trials: int = 2, seed: int = 0, reinit: bool = True,
+                     tokens: set[str] | None = None) -> list[dict]:
     """Rows of a model's parameters (output units, channels) through which no input reaches
     the output: exactly zero gradient for random inputs and a random readout of the output,
     and still exactly zero after those rows are revived. A ReLU unit that is merely dead on
@@ -189,14 +190,14 @@ def unreachable_rows(model: nn.Module, make_input, trials: int = 2, seed: int = 
     make_input(generator) returns the model's input (a tensor, or a tuple of arguments).
     Runs on a float64 copy in eval mode, its parameters redrawn first (reinit=False keeps
     the model's own values); the model itself is left alone. Embedding rows are tokens,
-    not units, and are not tested.
+    not units, and are not tested (`tokens` names them; None: the model's nn.Embedding tables).
     """
     import copy
 
     work = copy.deepcopy(model).double().eval()
-    skip = {f"{m}.{n}".lstrip(".") for m, mod in work.named_modules()
-            if isinstance(mod, (nn.Embedding, nn.EmbeddingBag))
-            for n, _ in mod.named_parameters(recurse=False)}  # an embedding's rows are tokens, not units
+    skip = tokens if tokens is not None else {
+        f"{m}.{n}".lstrip(".") for m, mod in work.named_modules() if isinstance(mod, (nn.Embedding, nn.EmbeddingBag))
+        for n, _ in mod.named_parameters(recurse=False)}  # an embedding's rows are tokens, not units
     params = {n: p for n, p in work.named_parameters() if p.requires_grad and n not in skip}
     g = torch.Generator().manual_seed(seed)
     if reinit:

@@ -7,8 +7,10 @@ KIND = Kind(
     checks=('forward', 'continuation'),
     verdicts="grader.kinds.next_char_model.verdicts",
     primary=("forward",),
-    worker={"generation": "grader.kinds.next_char_model.probe:generation"},
+    worker={"generation": "grader.kinds.next_char_model.probe:generation",
+            "export_generation": "grader.kinds.next_char_model.export:export_generation"},
+    verifier={"verify_generation": "grader.kinds.next_char_model.measure:verify"},
+    results="grader.kinds.next_char_model.run",
     run="grader.kinds.next_char_model.run",
     spec="grader.kinds.next_char_model.spec",
-    unverified="the character model runs there, not yet from an exported graph",
 )

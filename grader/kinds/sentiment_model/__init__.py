@@ -7,8 +7,10 @@ KIND = Kind(
     checks=('forward', 'last_token'),
     verdicts="grader.kinds.sentiment_model.verdicts",
     primary=("forward",),
-    worker={"sentiment": "grader.kinds.sentiment_model.probe:sentiment"},
+    worker={"sentiment": "grader.kinds.sentiment_model.probe:sentiment",
+            "export_sentiment": "grader.kinds.sentiment_model.export:export_sentiment"},
+    verifier={"verify_sentiment": "grader.kinds.sentiment_model.measure:verify"},
+    results="grader.kinds.sentiment_model.run",
     run="grader.kinds.sentiment_model.run",
     spec="grader.kinds.sentiment_model.spec",
-    unverified="the sentiment model runs there, not yet from an exported graph",
 )
