@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
+# Two test processes (one per core here): the grades are mostly the worker's and the verifier's
+# start-up and small probes, so two at once finish about 1.3x sooner. A file's tests stay
+# together, so a module's shared grade is made once.
+TEST_JOBS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest tests reference
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile tests reference
 
 demo: $(STAMP)
 	$(VENV)/bin/grade examples/cs1678-hw4 --assignment cs1678-hw4 --out demo-out

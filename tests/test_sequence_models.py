@@ -128,6 +128,34 @@ def test_a_read_caught_by_forward_still_stops_recording():
         record(Hiding(50, 16, Cell, 12).eval(), sentiment.reviews(0), sentiment.NAMES, sentiment.FIXED, [], "f")
 
 
+def test_constants_made_in_forward_travel_with_the_graph(tmp_path):
+    import numpy as np
+
+    class Weighted(LoopReviews):
+        def forward(self, batch_reviews, batch_lengths):
+            scale = torch.tensor([1.0, 2.0])  # [2]
+            mask = torch.from_numpy(np.array([1.0, 0.5], dtype=np.float32))  # made outside torch's operators
+            return super().forward(batch_reviews, batch_lengths) * scale * mask
+
+    torch.manual_seed(0)
+    model = Weighted(sentiment.VOCABULARY, sentiment.EMBEDDING, Cell, sentiment.HIDDEN).eval()
+    live = sentiment.facts(model, 0)
+    folder = _recorded(tmp_path, model, sentiment.calls(0), sentiment.NAMES, sentiment.FIXED, "sentiment")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sum(t["target"].endswith("/c0") for t in manifest["tensors"]) == 3  # one per recorded call
+    assert sentiment.verify(str(folder), 0, 256) == live
+
+
+def test_an_operator_the_verifier_does_not_run_stops_recording():
+    class Strided(LoopReviews):
+        def forward(self, batch_reviews, batch_lengths):
+            return super().forward(batch_reviews, batch_lengths).as_strided((4, 2), (2, 1))
+
+    with pytest.raises(Unsupported, match="forward uses aten.as_strided, which the grader does not run"), \
+            torch.no_grad():
+        record(Strided(50, 16, Cell, 12).eval(), sentiment.reviews(0), sentiment.NAMES, sentiment.FIXED, [], "f")
+
+
 class Chars(nn.Module):
     def __init__(self, vocabulary_size, embedding_dim, rnn_module, hidden_size, fail_with_state=False):
         super().__init__()
@@ -255,7 +283,7 @@ def test_a_forward_that_reads_the_tokens_is_held_with_the_line_that_stopped_reco
         assert check.details["measured_inside"] == (
             "measured inside the submission's process: forward reads the values of the review tokens into Python "
             "(.item(), int() or float()), so a graph of this call would hold only this batch's answer at "
-            "sentiment_analysis.py line 25")
+            "sentiment_analysis.py line 24")
 
 
 FORGE = '''
@@ -277,14 +305,20 @@ IGNORE_LENGTHS = ("outputs[torch.arange(data.shape[0]), batch_lengths - 1, :]  #
 IGNORE_STATE = ("        data = self.embedding(history)\n", "        data = self.embedding(history)\n        state = None\n")
 
 
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory):
+    """Models that ignore the lengths and the passed state, graded with nothing forged."""
+    report = _grade(_submission(tmp_path_factory.mktemp("honest"), sentiment_analysis=(IGNORE_LENGTHS,),
+                                sentence_generation=(IGNORE_STATE,)), "sentiment.*", "generation.*")
+    assert not by_id(report)["sentiment.last_token"].passed and not by_id(report)["generation.continuation"].passed
+    return report
+
+
 @pytest.mark.parametrize("route", list(REPLY_ROUTES))
 @pytest.mark.parametrize("fallback", [False, True])
-def test_forged_sequence_replies_earn_at_most_the_honest_score(tmp_path, route, fallback):
-    honest = _grade(_submission(tmp_path / "honest", sentiment_analysis=(IGNORE_LENGTHS,),
-                                sentence_generation=(IGNORE_STATE,)), "sentiment.*", "generation.*")
-    assert not by_id(honest)["sentiment.last_token"].passed and not by_id(honest)["generation.continuation"].passed
+def test_forged_sequence_replies_earn_at_most_the_honest_score(tmp_path, route, fallback, honest):
     forged = FORGE.format(fallback=fallback) + REPLY_ROUTES[route]
-    folder = _submission(tmp_path / "forged", sentiment_analysis=(IGNORE_LENGTHS, ("import torch\n", "import torch\n" + forged)),
+    folder = _submission(tmp_path, sentiment_analysis=(IGNORE_LENGTHS, ("import torch\n", "import torch\n" + forged)),
                          sentence_generation=(IGNORE_STATE,))
     report = _grade(folder, "sentiment.*", "generation.*")
     checks = by_id(report)
