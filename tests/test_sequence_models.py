@@ -199,6 +199,8 @@ def test_a_failure_on_one_call_is_that_calls_answer(tmp_path):
     error = verified["error"]
     assert (error["type"], error["message"], error["stage"]) == ("ValueError", "no state, please", "continuation")
     assert live["error"]["message"] == "no state, please"
+    # The forward check's parts were measured before: the failure costs the continuation only.
+    assert verified["no_gradient"] == [] and verified["unreachable"] == []
 
 
 def test_the_stand_in_refuses_calls_it_was_not_given(tmp_path):

@@ -53,10 +53,7 @@ def facts(model, seed: int, tokens: set[str] | None = None) -> dict:
             result["finite"] = bool(torch.isfinite(logits).all()) if isinstance(logits, torch.Tensor) else False
             if result["shape"] != [BATCH, VOCABULARY]:
                 return result
-            stage = "continuation"
-            _, first_state = model(h[:, :SPLIT])
-            second_logits, _ = model(h[:, SPLIT:], first_state)
-            result["continues"] = torch.allclose(second_logits, logits, atol=1e-5)
+        # The forward check's parts first, so that a failure to continue costs only that check.
         stage = "gradients"
         model.train()
         loss = F.cross_entropy(model(h)[0], torch.zeros(BATCH, dtype=torch.long))
@@ -64,6 +61,12 @@ def facts(model, seed: int, tokens: set[str] | None = None) -> dict:
         result["no_gradient"] = [n for n, p in model.named_parameters() if p.grad is None]
         stage = "unused parts"
         result["unreachable"] = unreachable(model, rows_input, tokens)
+        stage = "continuation"
+        model.eval()
+        with torch.no_grad():
+            _, first_state = model(h[:, :SPLIT])
+            second_logits, _ = model(h[:, SPLIT:], first_state)
+            result["continues"] = torch.allclose(second_logits, logits, atol=1e-5)
     except BaseException as exc:
         result["error"] = describe(exc, stage)
     return result

@@ -6,19 +6,21 @@ from ...checks.common import explain, result, unavailable
 from ...facts import Facts
 from ...results import CheckResult
 from ...rubric import Check, Rubric
+from ..wire import decode
+from .facts import SentimentFacts, UnusedPart
 
 
-def _probe(check: Check, facts: Facts, op: str):
+def _probe(check: Check, facts: Facts, op: str, kind):
+    """The check's facts, decoded as `kind`, or the failed result that says why there are none."""
     task = check.task
     outcome = facts.probes.get((op, task.id))
     symbol = task.params.get("function") or task.params.get("symbol")
     problem = unavailable(check, facts, symbol, outcome)
-    return (None, problem) if problem else (outcome.result, None)
+    return (None, problem) if problem else (decode(kind, outcome.result), None)
 
 
-def _not_run(check: Check, res: dict, what: str, first_kind: str) -> CheckResult | None:
+def _not_run(check: Check, error: dict | None, what: str, first_kind: str) -> CheckResult | None:
     """The shared failure when the probe stopped early: the first check explains, the others defer."""
-    error = res.get("error")
     if not error:
         return None
     if check.kind.endswith(first_kind):
@@ -26,23 +28,23 @@ def _not_run(check: Check, res: dict, what: str, first_kind: str) -> CheckResult
     return result(check, False, f"Not graded: {what} did not run (see the first check of this part).")
 
 
-def _unreachable(res: dict) -> str:
+def _unreachable(parts: list[UnusedPart], no_gradient: list[str]) -> str:
     """'rows 6-11 of classifier.weight': parameter rows no input reaches the scores through."""
-    parts = []
-    for found in res.get("unreachable") or []:
-        if found.get("name") in (res.get("no_gradient") or []):
+    shown = []
+    for found in parts:
+        if found.name in no_gradient:
             continue  # said already: no gradient at all
-        if found.get("whole"):
-            parts.append(f"all of {found.get('name')}")
+        if found.whole:
+            shown.append(f"all of {found.name}")
             continue
-        rows = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in found.get("rows", [])[:3])
+        rows = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in (r[:2] for r in found.rows[:3] if len(r) >= 2))
         if rows:
-            parts.append(f"row{'s' if '-' in rows or ',' in rows else ''} {rows} of {found.get('name')}")
-    return "; ".join(parts[:3])
+            shown.append(f"row{'s' if '-' in rows or ',' in rows else ''} {rows} of {found.name}")
+    return "; ".join(shown[:3])
 
 
-def _unused_result(check: Check, res: dict, symbol: str) -> CheckResult | None:
-    where = _unreachable(res)
+def _unused_result(check: Check, parts: list[UnusedPart], no_gradient: list[str], symbol: str) -> CheckResult | None:
+    where = _unreachable(parts, no_gradient)
     if not where:
         return None
     return result(check, False, f"Part of {symbol} is computed but never used: {where} never receive a gradient, "
@@ -51,18 +53,18 @@ def _unused_result(check: Check, res: dict, symbol: str) -> CheckResult | None:
 
 
 def sentiment_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts, "sentiment")
+    res, problem = _probe(check, facts, "sentiment", SentimentFacts)
     if problem:
         return problem
     symbol = check.task.params["symbol"]
-    if "shape" not in res:
-        return _not_run(check, res, f"{symbol}(...) on a padded batch", ".forward")
-    if res["shape"] != [4, 2]:
-        return result(check, False, f"{symbol} returned {res['shape']} for 4 reviews; expected [4, 2], two scores each.",
+    if res.shape is None and res.error:
+        return _not_run(check, res.error, f"{symbol}(...) on a padded batch", ".forward")
+    if res.shape != [4, 2]:
+        return result(check, False, f"{symbol} returned {res.shape} for 4 reviews; expected [4, 2], two scores each.",
                       "The classifier is a Linear from the hidden size to 2, applied to one state per review.")
-    if not res.get("finite"):
+    if not res.finite:
         return result(check, False, f"{symbol} returned NaN or infinite scores.")
-    unused = _unused_result(check, res, symbol)
+    unused = _unused_result(check, res.unreachable, res.no_gradient, symbol)
     if unused:
         return unused
     return result(check, True, f"{symbol}(vocabulary 50, embedding 16, the given {check.task.params['cell']}, hidden 12) "
@@ -70,18 +72,18 @@ def sentiment_forward(check: Check, facts: Facts, rubric: Rubric) -> CheckResult
 
 
 def sentiment_last_token(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
-    res, problem = _probe(check, facts, "sentiment")
+    res, problem = _probe(check, facts, "sentiment", SentimentFacts)
     if problem:
         return problem
     symbol = check.task.params["symbol"]
-    if "padding_invariant" not in res:
-        if res.get("error"):
-            return result(check, False, explain(res["error"], f"{symbol} on more padding"))
+    if res.padding_invariant is None:
+        if res.error:
+            return result(check, False, explain(res.error, f"{symbol} on more padding"))
         return result(check, False, "Not graded: the forward check failed first.")
-    if not res["padding_invariant"]:
+    if not res.padding_invariant:
         return result(check, False, "Adding more padding after the reviews changed their scores.",
                       "Take each review's hidden state at its last real token (batch_lengths - 1), not at the last step.")
-    if not res.get("reads_last_token"):
+    if not res.reads_last_token:
         return result(check, False, "Changing a review's last real token did not change its scores.",
                       "The state used for classification should come after reading the whole review.")
     return result(check, True, "Scores are the same with more padding, and depend on each review's last real token.")
