@@ -226,6 +226,8 @@ def _rewrite(folder: Path, change) -> Path:
     (lambda m: next(iter(m["calls"].values()))["nodes"][0].update(target="aten.from_file.default"),
      "aten.from_file, which the verifier does not run"),
     (lambda m: m.update(kind="model"), "not of a sequence model"),
+    (lambda m: next(iter(m["calls"].values())).update(returns={"tuple": ["tensor", "tensor"]}),
+     "not the structure it declares"),
 ])
 def test_hostile_sequence_artefacts_are_refused(tmp_path, change, why):
     folder = _rewrite(_sentiment_artefact(tmp_path), change)

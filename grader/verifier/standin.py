@@ -31,6 +31,9 @@ class _Calls:
             for name, kind, target in parsed.inputs:
                 if kind in ("parameter", "buffer") and "/" in target:
                     raise artefacts.ArtefactError(f"call {k[:60]} reads a constant as a weight")
+            if _leaf_count(data["returns"]) != len(parsed.outputs):
+                raise artefacts.ArtefactError(f"call {k[:60]} returns {len(parsed.outputs)} tensors, not the "
+                                              "structure it declares")
             self.graphs[k] = (parsed, data["returns"])
         self.failed = art.failed
         self.constants = {t: v for t, v in art.tensors.items() if "/" in t}
@@ -102,6 +105,10 @@ class GraphModel(nn.Module):
         out = graphs.run(graph, values)
         leaves = list(out) if isinstance(out, tuple) else [out]
         return _rebuild(returns, leaves)
+
+
+def _leaf_count(spec) -> int:
+    return 1 if spec == "tensor" else sum(_leaf_count(item) for item in next(iter(spec.values())))
 
 
 def _rebuild(spec, leaves: list):
