@@ -82,8 +82,9 @@ def workspace(tmp_path):
 
 
 def _grade_in(mode: str, tmp_path: Path, source: str, only: str, assignment: str = "cs1678-hw4",
-              name: str = "cnn_trainer.py"):
-    """Grade `source` (the file `name`) by the CLI in `mode`; (process, results.json, the grader's scratch folder)."""
+              name: str = "cnn_trainer.py", beside: Path | None = None):
+    """Grade `source` (the file `name`, with the files in `beside`) by the CLI in `mode`;
+    (process, results.json, the grader's scratch folder)."""
     as_root, isolation, way, needs_reach = MODES[mode]
     if os.geteuid() != 0:
         pytest.skip("switching between root and an ordinary user needs root")
@@ -93,6 +94,9 @@ def _grade_in(mode: str, tmp_path: Path, source: str, only: str, assignment: str
         require_env("DLGRADE_REQUIRE_ALL_MODES", _reachable(),
                     f"other uids cannot start {sys.executable} (it lives in a folder only root may enter)")
     sub = write_submission(tmp_path / "sub", source, name)
+    for other in (beside.iterdir() if beside else ()):
+        (sub / other.name).write_text(other.read_text())
+        os.chmod(sub / other.name, 0o644)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLGRADE_")}
     env["DLGRADE_BWRAP_WAY"] = way
@@ -144,6 +148,38 @@ def test_a_cell_forgery_is_held_in_every_mode(mode, workspace):
     wrong = (PLAIN / "rnn_modules.py").read_text().replace(*WRONG)
     done, results, _ = _grade_in(mode, workspace, FORGE.format(facts=facts) + ROUTES["handlers"] + wrong,
                                  "lstmcell.contract", "cs1699-hw5", "rnn_modules.py")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert results["score"] == 0, results["tests"]
+    (test,) = results["tests"]
+    assert "Held for the course staff" in test["output"] and "measured inside" in test["extra_data"]["measured_inside"]
+
+
+SENTIMENT_FORGERY = '''
+import gc as _gc
+_STOPPED = {"error": {"type": "Unsupported", "message": "a hook", "stage": "export", "file": None, "line": None,
+                      "code": None, "trace": []}, "constructed": True, "artefact": None}
+_FORGED = {"error": None, "shape": [4, 2], "finite": True, "padding_invariant": True, "reads_last_token": True,
+           "unreachable": []}
+for _table in _gc.get_objects():
+    if isinstance(_table, dict) and "export_sentiment" in _table and callable(_table.get("sentiment")):
+        _table["export_sentiment"] = lambda **kw: dict(_STOPPED)
+        _table["sentiment"] = lambda **kw: dict(_FORGED)
+'''
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_sentiment_model_forgery_is_held_in_every_mode(mode, workspace):
+    """The same for the review classifier: a model that ignores the lengths (honestly 0 for
+    this check) answers through the handler table for a correct one."""
+    source = (REPO / "tests" / "submissions" / "hw5_plain" / "sentiment_analysis.py").read_text()
+    wrong = source.replace("outputs[torch.arange(data.shape[0]), batch_lengths - 1, :]", "outputs[:, -1, :]")
+    assert wrong != source
+    sub = workspace / "files"
+    sub.mkdir(mode=0o755)
+    for name in ("rnn_modules.py", "sentence_generation.py"):
+        (sub / name).write_text((REPO / "tests" / "submissions" / "hw5_plain" / name).read_text())
+    done, results, _ = _grade_in(mode, workspace, SENTIMENT_FORGERY + wrong, "sentiment.last_token", "cs1699-hw5",
+                                 "sentiment_analysis.py", beside=sub)
     assert done.returncode == 0, done.stderr[-3000:]
     assert results["score"] == 0, results["tests"]
     (test,) = results["tests"]
