@@ -146,6 +146,25 @@ def test_constants_made_in_forward_travel_with_the_graph(tmp_path):
     assert sentiment.verify(str(folder), 0, 256) == live
 
 
+def test_a_mask_built_from_the_lengths_runs_in_the_verifier(tmp_path):
+    """`.float()` records a call with one keyword (dtype=...), which the verifier once took for a value."""
+    class Masked(LoopReviews):
+        def forward(self, batch_reviews, batch_lengths):
+            data = self.embedding(batch_reviews)  # [B, T, E]
+            state, outputs = None, []
+            for t in range(data.shape[1]):
+                state = self.rnn_model(data[:, t], state)
+                outputs.append(state)
+            last = (torch.arange(data.shape[1])[None, :] == batch_lengths[:, None] - 1).float()  # [B, T]
+            return self.classifier((torch.stack(outputs, 1) * last[..., None]).sum(1))
+
+    torch.manual_seed(0)
+    model = Masked(sentiment.VOCABULARY, sentiment.EMBEDDING, Cell, sentiment.HIDDEN).eval()
+    live = sentiment.facts(model, 0)
+    folder = _recorded(tmp_path, model, sentiment.calls(0), sentiment.NAMES, sentiment.FIXED, "sentiment")
+    assert live["padding_invariant"] and sentiment.verify(str(folder), 0, 256) == live
+
+
 def test_an_operator_the_verifier_does_not_run_stops_recording():
     class Strided(LoopReviews):
         def forward(self, batch_reviews, batch_lengths):

@@ -164,8 +164,12 @@ def _arguments(value, known: set, used: list, depth: int = 0):
         if len(value) > 4096:
             raise ArtefactError("a node's argument list is too long")
         return [_arguments(v, known, used, depth + 1) for v in value]
+    if isinstance(value, dict) and depth == 0:  # keyword arguments: a one-keyword call (dtype=...) included
+        return {str(k)[:40]: _arguments(v, known, used, 1) for k, v in value.items()}
     if isinstance(value, dict) and len(value) == 1:
         (key, inner), = value.items()
+        if not isinstance(inner, str):
+            raise ArtefactError("a node has an argument the verifier does not accept")
         if key == "ref" and isinstance(inner, str) and inner in known:
             used.append(inner)
             return Ref(inner)
@@ -179,8 +183,6 @@ def _arguments(value, known: set, used: list, depth: int = 0):
             return getattr(torch, inner)
         if key == "layout" and inner == "strided":
             return torch.strided
-    if isinstance(value, dict) and depth == 0:  # keyword arguments
-        return {str(k)[:40]: _arguments(v, known, used, 1) for k, v in value.items()}
     raise ArtefactError("a node has an argument the verifier does not accept")
 
 
