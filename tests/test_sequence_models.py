@@ -307,6 +307,7 @@ def test_a_forward_that_reads_the_tokens_is_held_with_the_line_that_stopped_reco
             "measured inside the submission's process: forward reads the values of the review tokens into Python "
             "(.item(), int() or float()), so a graph of this call would hold only this batch's answer at "
             "sentiment_analysis.py line 24")
+        assert check.hint.startswith("Change the code the message names, and the grader checks this itself")
 
 
 FORGE = '''
