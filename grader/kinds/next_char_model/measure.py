@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..sentiment_model.calls import Call, describe
-from ..sentiment_model.measure import EMBEDDING, HIDDEN, unreachable
+from ..sentiment_model.measure import EMBEDDING, HIDDEN, on_stand_in, unreachable
 
 VOCABULARY = 30
 BATCH, STEPS, SPLIT = 3, 10, 6  # histories, their length, where the first half ends
@@ -74,13 +74,7 @@ def facts(model, seed: int, tokens: set[str] | None = None) -> dict:
 
 def verify(artefact: str, seed: int, max_mb: int) -> dict:
     """The verifier's op: the facts, measured on the stand-in rebuilt from the recorded calls."""
-    from pathlib import Path
-
-    from grader.verifier import standin
-
-    model = standin.load(Path(artefact), max_mb, "generation", FIXED)
-    torch.manual_seed(int(seed))
-    return facts(model, int(seed), model.token_tables())
+    return on_stand_in(artefact, seed, max_mb, "generation", FIXED, facts)
 
 
 __all__ = ["EMBEDDING", "HIDDEN", "VOCABULARY", "calls", "facts", "verify"]

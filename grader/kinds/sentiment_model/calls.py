@@ -67,9 +67,14 @@ def describe(exc: BaseException, stage: str) -> dict:
         return {**exc.error, "stage": stage}
     node = getattr(exc, "node", None)
     if node is not None:
-        file, _, line = node.where.rpartition(":")
-        return {"type": "RuntimeError", "message": str(exc)[:500], "stage": stage, "file": file or None,
-                "line": int(line) if line.isdigit() else None, "code": None, "trace": []}
+        return {"type": "RuntimeError", "message": str(exc)[:500], "stage": stage, **place(node.where),
+                "code": None, "trace": []}
     from grader.worker import failures
 
     return failures.describe(exc, stage)
+
+
+def place(where: str) -> dict:
+    """"file.py:12" (a recorded node's or a stopped recording's line) as an error's file and line."""
+    file, _, line = where.rpartition(":")
+    return {"file": file or None, "line": int(line) if line.isdigit() else None}

@@ -22,7 +22,7 @@ from grader.worker.export import FORMAT, Unsupported, write_raw
 from grader.worker.record import record
 
 from . import measure
-from .calls import Call, key, weights_dtype
+from .calls import Call, key, place, weights_dtype
 from .probe import _build_model
 
 
@@ -95,6 +95,5 @@ def _record_all(model, calls: list[Call], names, fixed) -> tuple[dict, dict, lis
 
 def _unsupported(message: str, where: str = "") -> dict:
     """Why recording stopped, at the student's line ("file:line") where there is one."""
-    file, _, line = where.rpartition(":")
-    return {"type": "Unsupported", "message": message[:600], "stage": "export", "file": file or None,
-            "line": int(line) if line.isdigit() else None, "code": None, "trace": []}
+    return {"type": "Unsupported", "message": message[:600], "stage": "export", **place(where), "code": None,
+            "trace": []}

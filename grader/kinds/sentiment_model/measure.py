@@ -70,13 +70,18 @@ def facts(model, seed: int, tokens: set[str] | None = None) -> dict:
 
 def verify(artefact: str, seed: int, max_mb: int) -> dict:
     """The verifier's op: the facts, measured on the stand-in rebuilt from the recorded calls."""
+    return on_stand_in(artefact, seed, max_mb, "sentiment", FIXED, facts)
+
+
+def on_stand_in(artefact: str, seed: int, max_mb: int, model_kind: str, fixed: frozenset[int], measure) -> dict:
+    """`measure(model, seed, tokens)` on the stand-in for a sequence model's artefact (either kind)."""
     from pathlib import Path
 
     from grader.verifier import standin
 
-    model = standin.load(Path(artefact), max_mb, "sentiment", FIXED)
+    model = standin.load(Path(artefact), max_mb, model_kind, fixed)
     torch.manual_seed(int(seed))
-    return facts(model, int(seed), model.token_tables())
+    return measure(model, int(seed), model.token_tables())
 
 
 def unreachable(model, make_input, tokens: set[str] | None) -> list[dict]:
