@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dlgrade-installed
 
-.PHONY: install test demo bench bench-shakespeare bench-cifar corpus clean
+.PHONY: install test demo bench bench-batch bench-shakespeare bench-cifar corpus clean
 
 install: $(STAMP)
 
@@ -36,6 +36,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/cifar_pipeline_bench.py
 	$(PY) benchmarks/writer_bench.py
 	$(PY) benchmarks/isolation_bench.py
+
+# grade batch on 100 generated cs1678-hw4 submissions (correct, broken and hostile ones): wall
+# time, submissions per minute and peak memory with 1 and 2 jobs, and on a 2-worker Dask LocalCluster.
+BATCH_COUNT ?= 100
+bench-batch: $(STAMP)
+	@mkdir -p bench-out
+	$(PY) benchmarks/batch_bench.py --count $(BATCH_COUNT) --jobs 1 --jobs 2 --dask --json bench-out/batch.json
 
 # ECE661 HW2 input pipelines: DataLoader + torchvision against the device-resident fast path
 # (images per second of the ResNet-20 training step; a GPU when one is present).

@@ -34,6 +34,7 @@ def main(ctx: click.Context, list_: bool) -> None:
       grade SUBMISSION --assignment ID [--out DIR] [--device auto|cpu|cuda] [--self-check]
                        [--labels FILE] [--data DIR]
       grade --list
+      grade batch SOURCE --assignment ID --out DIR [--roster CSV] [--jobs N] [--engine local|dask]
       grade build-autograder ID -o autograder.zip
 
     SUBMISSION is a .zip, a folder, or one .py file. Writes DIR/results.json (Gradescope's
@@ -95,6 +96,79 @@ def grade_submission(submission: Path, assignment: str, out: Path, device: str, 
     click.echo(summary(report, color=use_color, out_dir=str(out)))
     if report.grader_error:
         sys.exit(1)
+
+
+@main.command("batch")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--assignment", "-a", required=True, help="Assignment id, e.g. cs1678-hw4 (see grade --list).")
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for the gradebook, the summary, the integrity report and one folder per submission.")
+@click.option("--roster", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="CSV",
+              help="Every student in the class (id, name, email): one who submitted nothing gets a 'missing' row.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default="one per core, as memory allows",
+              help="Submissions graded at once on this machine (the local engine), or LocalCluster workers.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: this machine. dask: one task per submission on a Dask distributed cluster.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="The Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster on this machine).")
+@click.option("--labels", "labels", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Held-out labels to score predictions files against (repeatable), checked once for the class.")
+@click.option("--data", "data", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="Course data folder holding the images a rubric names.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where training smoke tests run; with GPUs, each job is given one.")
+@click.option("--isolation", type=click.Choice(["auto", "bwrap", "user", "process"]), default="auto", show_default=True,
+              help="How each submission is isolated, exactly as for one grade.")
+@click.option("--force", is_flag=True, help="Regrade every submission, even those whose inputs did not change.")
+@click.option("--only", "only", multiple=True, metavar="STUDENT",
+              help="Regrade only this student (id, email or folder name; repeatable); the others' results are kept.")
+@click.option("--checks", "checks", multiple=True, metavar="PATTERN",
+              help="Run only checks whose id matches, as grade --only (repeatable).")
+@click.option("--starter", "starter", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+              help="Starter code the class began from (file or folder; repeatable): never counted as copying.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=1800, show_default=True,
+              help="Seconds one submission's whole grade may take before it is stopped.")
+def batch(source: Path, assignment: str, out: Path, roster: Path | None, jobs: int, engine: str, scheduler: str | None,
+          labels: tuple[Path, ...], data: Path | None, device: str, isolation: str, force: bool, only: tuple[str, ...],
+          checks: tuple[str, ...], starter: tuple[Path, ...], timeout_s: float) -> None:
+    """Grade every submission in SOURCE: a Gradescope or Canvas export (zip or folder), or a
+    folder with one folder, zip, notebook or .py per student.
+
+    Writes OUT/gradebook.csv, summary.html, summary.json, integrity.html, integrity.csv, the
+    Gradescope and Canvas score-import files, and OUT/<student>/results.json and report.html.
+    A rerun grades only what changed. Exit status: 0 whatever the students' code did; 1 when
+    the grader itself failed on a submission; 2 when SOURCE, the roster or the labels cannot be used.
+    """
+    from .batch import BatchOptions, grade_class
+
+    options = BatchOptions(roster=roster, jobs=jobs, engine=engine, scheduler=scheduler, labels=labels, data=data,
+                           device=device, isolation=isolation, checks=checks, force=force, only=only,
+                           timeout_s=timeout_s, starter=starter)
+    try:
+        result = grade_class(source, assignment, out, options)
+    except (InputError, RubricError) as exc:
+        click.echo(f"grade batch: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("grade batch: stopped; every finished submission is kept, and a rerun grades the rest.", err=True)
+        sys.exit(130)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(_status_counts(result).items()))
+    click.echo(f"{len(result.rows)} submissions ({counts}); graded now: {result.graded_now}, "
+               f"in {result.seconds:.0f} s.")
+    for name in ("gradebook", "summary_html", "integrity_html"):
+        click.echo(f"  {result.outputs[name]}")
+    for row in result.grader_faults:
+        click.echo(f"grade batch: the grader failed on {row.submission.key}: {row.message}", err=True)
+    sys.exit(result.exit_code)
+
+
+def _status_counts(result) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in result.rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    if result.export.missing:
+        counts["missing"] = len(result.export.missing)
+    return counts
 
 
 @main.command("build-autograder")

@@ -263,3 +263,31 @@ def test_self_check_runs_only_visible_checks_and_says_more_run_later(tmp_path):
     assert results["score"] == 0
     hidden = len(all_checks) - len(visible)
     assert f"Self-check: public checks only; {hidden} more checks run at grading time." in result.stdout
+
+
+def test_batch_help_explains_the_class_outputs_and_exit_status():
+    result = invoke("batch", "--help")
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    assert "Usage: grade batch [OPTIONS] SOURCE" in text
+    assert "a Gradescope or Canvas export (zip or folder), or a folder with one folder, zip, notebook or .py per student" in text
+    assert "A rerun grades only what changed." in text
+    assert "--roster CSV Every student in the class" in text
+    assert "--engine [local|dask]" in text and "--scheduler ADDRESS The Dask scheduler" in text
+    assert "--only STUDENT Regrade only this student" in text and "--force Regrade every submission" in text
+    assert "--jobs INTEGER RANGE Submissions graded at once" in text
+    assert "1 when the grader itself failed on a submission; 2 when SOURCE, the roster or the labels cannot be used" in text
+    top = flat(invoke("--help").output)
+    assert "grade batch SOURCE --assignment ID --out DIR" in top and "batch Grade every submission in SOURCE" in top
+
+
+def test_batch_refuses_what_the_ta_gave_with_exit_status_2(tmp_path):
+    missing = invoke("batch", str(tmp_path / "nowhere"), "--assignment", ASSIGNMENT, "--out", str(tmp_path / "out"))
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
+    (tmp_path / "class").mkdir()
+    (tmp_path / "roster.csv").write_text("who,when\nada,monday\n")
+    bad_roster = invoke("batch", str(tmp_path / "class"), "--assignment", ASSIGNMENT, "--out", str(tmp_path / "out"),
+                        "--roster", str(tmp_path / "roster.csv"))
+    assert bad_roster.exit_code == 2 and "roster.csv" in bad_roster.output and "id" in bad_roster.output
+    unknown = invoke("batch", str(tmp_path / "class"), "--assignment", "no-such-hw", "--out", str(tmp_path / "out"))
+    assert unknown.exit_code == 2 and "unknown assignment" in unknown.output

@@ -238,7 +238,7 @@ def cells(row, kind: str) -> dict[str, tuple[set[str], str]]:
 
 
 def test_environment_is_strict_and_autoescaping():
-    env = html_render._env()
+    env = html_render.environment()
     assert env.undefined is jinja2.StrictUndefined
     template = env.get_template(html_render.TEMPLATE_NAME)
     assert template.render(r=html_render._report_view(GradeReport("a", "t", "s"))).startswith("<!DOCTYPE html>")

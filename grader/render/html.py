@@ -44,7 +44,8 @@ _SMALL_IMAGE_PX = 160  # images narrower than this are scaled up with crisp pixe
 _environment: jinja2.Environment | None = None
 
 
-def _env() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The templates' one environment: autoescaped, and an undefined name is an error."""
     global _environment
     if _environment is None:
         _environment = jinja2.Environment(
@@ -60,7 +61,7 @@ def _env() -> jinja2.Environment:
 
 def render_html(report: GradeReport) -> str:
     """The report as a complete HTML document (a str; write it as UTF-8)."""
-    return _env().get_template(TEMPLATE_NAME).render(r=_report_view(report))
+    return environment().get_template(TEMPLATE_NAME).render(r=_report_view(report))
 
 
 # ----------------------------------------------------------------------- view model

@@ -1,0 +1,294 @@
+"""`grade batch` end to end: a small class graded for real, resumed, interrupted, on Dask.
+
+Only the cheap checks run (construct and architecture), so each submission costs a worker
+start; what is under test is the batch layer: scheduling, records, resume, aggregation.
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader.batch import BatchOptions, grade_class
+from grader.batch import jobs as batch_jobs
+from gradekit import mutate, plain_source, running
+
+CHECKS = ("alexnet.construct*", "alexnet.architecture*")
+ASSIGNMENT = "cs1678-hw4"
+# Same output shape, other weights: forward still runs (and exports), the CONV3 row is wrong.
+BROKEN = ("nn.Conv2d(256, 384, kernel_size=3, padding=1),  # CONV3", "nn.Conv2d(256, 384, kernel_size=5, padding=2),  # CONV3")
+
+
+def _class(root: Path) -> Path:
+    """ada: correct (folder); bob: a wrong CONV3 (zip); cy: ada's file, copied; dee: a corrupt zip."""
+    source = root / "class"
+    (source / "ada").mkdir(parents=True)
+    (source / "ada" / "cnn_trainer.py").write_text(plain_source())
+    with zipfile.ZipFile(source / "bob.zip", "w") as zf:
+        zf.writestr("hw4/cnn_trainer.py", mutate(plain_source(), BROKEN))
+    (source / "cy").mkdir()
+    (source / "cy" / "cnn_trainer.py").write_text(plain_source())
+    (source / "dee.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
+    roster = root / "roster.csv"
+    roster.write_text("id,name,email\nada,Ada Lovelace,ada@example.edu\nbob,Bob Babbage,bob@example.edu\n"
+                      "cy,Cy Young,cy@example.edu\ndee,Dee Dee,dee@example.edu\neve,Eve Noshow,eve@example.edu\n")
+    return source
+
+
+def _options(**kw) -> BatchOptions:
+    return BatchOptions(**{"jobs": 2, "checks": CHECKS, "device": "cpu", "progress": False, **kw})
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    source = _class(root)
+    lines: list[str] = []
+    result = grade_class(source, ASSIGNMENT, root / "out", _options(roster=root / "roster.csv"), log=lines.append)
+    # The later tests regrade into the same folder; the browser looks at this first summary.
+    (root / "first").mkdir()
+    shutil.copy(root / "out" / "summary.html", root / "first" / "summary.html")
+    return root, source, result, lines
+
+
+def _gradebook(out: Path) -> dict[str, dict]:
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
+        return {row["student_id"]: row for row in csv.DictReader(f)}
+
+
+def test_each_submission_is_graded_as_grade_would_and_the_class_files_are_written(graded):
+    root, _, result, lines = graded
+    out = root / "out"
+    status = {r.submission.key: r.status for r in result.rows}
+    assert status == {"ada": "graded", "bob": "graded", "cy": "graded", "dee": "ungradable"}
+    assert result.exit_code == 0 and result.graded_now == 4
+    for key in ("ada", "bob", "cy", "dee"):
+        results = json.loads((out / key / "results.json").read_text())
+        assert results["extra_data"]["assignment"] == ASSIGNMENT
+        assert (out / key / "batch.json").is_file()
+    assert (out / "ada" / "report.html").read_text().lstrip().startswith("<!DOCTYPE html>")
+    ada = json.loads((out / "ada" / "results.json").read_text())
+    bob = json.loads((out / "bob" / "results.json").read_text())
+    assert ada["score"] == 4.0  # construct 0.5 + architecture 1.5, for both class counts
+    failed = {t["extra_data"]["check_id"] for t in bob["tests"] if t.get("status") == "failed"}
+    assert failed == {"alexnet.architecture.nc4", "alexnet.architecture.nc7"}
+    dee = next(r for r in result.rows if r.submission.key == "dee")
+    assert "zip" in dee.message.lower(), dee.message
+    for name in ("gradebook.csv", "gradescope-scores.csv", "canvas-scores.csv", "summary.json", "summary.html",
+                 "integrity.html", "integrity.csv"):
+        assert (out / name).is_file(), name
+    # Not a terminal: one line per finished submission.
+    assert len(lines) == 4 and any(line.endswith("s") and "ada: graded 4 in" in line for line in lines), lines
+
+
+def test_gradebook_columns_and_totals_match_each_results_json(graded):
+    root, _, result, _ = graded
+    out = root / "out"
+    book = _gradebook(out)
+    assert set(book) == {"ada", "bob", "cy", "dee", "eve"}
+    with open(out / "gradebook.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header[:9] == ["student_id", "name", "email", "submission", "submitted_at", "late", "status", "message", "group"]
+    assert "alexnet.architecture.nc7" in header and "alexnetavgpooling.training.nc4" in header
+    assert header[-4:] == ["total", "possible", "percent", "held"]
+    for key in ("ada", "bob", "cy", "dee"):
+        results = json.loads((out / key / "results.json").read_text())
+        row = book[key]
+        assert float(row["total"]) == pytest.approx(results["score"])
+        for test in results["tests"]:
+            if "status" in test:
+                assert float(row[test["extra_data"]["check_id"]]) == pytest.approx(test["score"])
+        parts = {}
+        for test in results["tests"]:
+            if "status" in test:
+                parts[test["extra_data"]["part"]] = parts.get(test["extra_data"]["part"], 0) + test["score"]
+        for part, points in parts.items():
+            assert float(row[f"part {part}"]) == pytest.approx(points)
+    assert book["ada"]["name"] == "Ada Lovelace" and book["ada"]["email"] == "ada@example.edu"
+    assert float(book["ada"]["possible"]) == 22.0
+    assert float(book["ada"]["percent"]) == pytest.approx(100 * 4 / 22, abs=0.01)
+    assert book["bob"]["total"] == "1.0"
+    # Not run in this batch: blank, not zero, so a TA can tell the two apart.
+    assert book["ada"]["alexnet.forward.nc4"] == ""
+    assert book["eve"]["status"] == "missing" and float(book["eve"]["total"]) == 0
+    assert book["dee"]["status"] == "ungradable" and float(book["dee"]["total"]) == 0
+    with open(out / "canvas-scores.csv", newline="") as f:
+        canvas = list(csv.DictReader(f))
+    assert canvas[0]["Student"] == "Points Possible" and float(canvas[0][result_title()]) == 22.0
+    with open(out / "gradescope-scores.csv", newline="") as f:
+        scores = {r["SID"]: r for r in csv.DictReader(f)}
+    assert float(scores["ada"]["Total Score"]) == 4.0 and scores["ada"]["Email"] == "ada@example.edu"
+
+
+def result_title() -> str:
+    from grader.rubric import load_rubric
+
+    return load_rubric(ASSIGNMENT).title
+
+
+def test_summary_counts_pass_rates_failures_and_missing_students(graded):
+    root, _, _, _ = graded
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert summary["statuses"] == {"graded": 3, "missing": 1, "ungradable": 1}
+    assert summary["students"] == 5 and summary["submissions"] == 4
+    checks = {c["id"]: c for c in summary["checks"]}
+    assert (checks["alexnet.architecture.nc4"]["passed"], checks["alexnet.architecture.nc4"]["graded"]) == (2, 3)
+    assert checks["alexnet.construct.nc4"]["pass_rate"] == 1.0
+    assert checks["alexnet.forward.nc4"]["graded"] == 0 and checks["alexnet.forward.nc4"]["pass_rate"] is None
+    top = summary["failures"][0]
+    assert top["check"].startswith("alexnet.architecture") and top["count"] == 1
+    assert [s["key"] for s in top["students"]] == ["bob"] and "Conv2d-7: expected" in top["message"] and "kernel 5 x 5, expected 3 x 3" in top["message"]
+    assert [m["id"] for m in summary["missing"]] == ["eve"]
+    assert summary["not_graded"][0]["key"] == "dee"
+    hist = summary["scores"]["histogram"]
+    assert sum(b["count"] for b in hist) == 3 and hist[1]["count"] == 2  # ada, cy: 4/22 = 18%
+    # ada and cy handed in the same file: the integrity report finds the pair.
+    pairs = summary["integrity"]["pairs"]
+    assert any({p["a"], p["b"]} == {"ada", "cy"} and p["flagged"] for p in pairs), pairs
+
+
+def test_a_rerun_grades_only_what_changed(graded, tmp_path):
+    root, source, first, _ = graded
+    out = root / "out"
+    again = grade_class(source, ASSIGNMENT, out, _options(roster=root / "roster.csv"), log=lambda _: None)
+    assert again.graded_now == 0 and all(r.reused for r in again.rows)
+    assert {r.submission.key: r.status for r in again.rows} == {r.submission.key: r.status for r in first.rows}
+    # bob fixes his CONV3: only bob is graded again, and his row says so.
+    with zipfile.ZipFile(source / "bob.zip", "w") as zf:
+        zf.writestr("hw4/cnn_trainer.py", plain_source())
+    fixed = grade_class(source, ASSIGNMENT, out, _options(), log=lambda _: None)
+    assert fixed.graded_now == 1 and [r.submission.key for r in fixed.rows if not r.reused] == ["bob"]
+    assert float(_gradebook(out)["bob"]["total"]) == 4.0
+    # --only regrades that student alone; --force the whole class.
+    only = grade_class(source, ASSIGNMENT, out, _options(only=("ada@example.edu", "cy")), log=lambda _: None)
+    assert only.graded_now == 1 and [r.submission.key for r in only.rows if not r.reused] == ["cy"]
+    # (ada@example.edu matches no one here: this run had no roster to give ada an email.)
+
+
+def test_a_changed_rubric_option_regrades(graded):
+    root, source, _, _ = graded
+    out = root / "out"
+    narrower = grade_class(source, ASSIGNMENT, out, _options(checks=("alexnet.construct*",)), log=lambda _: None)
+    assert narrower.graded_now == 4  # all four, dee's corrupt zip too: every fingerprint holds the options
+    assert float(_gradebook(out)["ada"]["total"]) == 1.0
+
+
+def _hang(marker: str) -> str:
+    """An import that never ends, with a child whose command line carries `marker`."""
+    return (f"import os, time\nif os.fork() == 0:\n    os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+            "time.sleep(86400)\n")
+
+
+def _cli(*args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "grader.cli", "batch", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_ctrl_c_keeps_every_finished_submission_and_leaves_nothing_running(tmp_path):
+    source = tmp_path / "class"
+    for name in ("s1", "s2", "s3"):
+        (source / name).mkdir(parents=True)
+        (source / name / "cnn_trainer.py").write_text(plain_source())
+    # s4 never finishes its import: the batch is stopped while it runs.
+    (source / "s4").mkdir()
+    (source / "s4" / "cnn_trainer.py").write_text(_hang("86400.123") + plain_source())
+    out = tmp_path / "out"
+    proc = _cli(str(source), "--assignment", ASSIGNMENT, "--out", str(out), "--jobs", "1", "--device", "cpu",
+                *sum((["--checks", c] for c in CHECKS), []))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not running("86400.123"):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    assert running("86400.123"), "s4 never started"
+    finished_before = {p.parent.name for p in out.glob("*/batch.json")}
+    assert finished_before == {"s1", "s2", "s3"}
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "every finished submission is kept" in err
+    time.sleep(1)
+    assert running("86400.123") == []  # the stopped grade's sandbox went with it
+    (source / "s4" / "cnn_trainer.py").write_text(plain_source())
+    again = grade_class(source, ASSIGNMENT, out, _options(), log=lambda _: None)
+    assert again.graded_now == 1 and [r.submission.key for r in again.rows if not r.reused] == ["s4"]
+
+
+def test_a_hang_is_a_timeout_row_and_the_rest_of_the_class_still_grades(tmp_path):
+    source = tmp_path / "class"
+    (source / "slow").mkdir(parents=True)
+    (source / "slow" / "cnn_trainer.py").write_text(_hang("86400.456") + plain_source())
+    (source / "fine").mkdir()
+    (source / "fine" / "cnn_trainer.py").write_text(plain_source())
+    result = grade_class(source, ASSIGNMENT, tmp_path / "out", _options(timeout_s=12, checks=("alexnet.construct*",)),
+                         log=lambda _: None)
+    rows = {r.submission.key: r for r in result.rows}
+    assert rows["fine"].status == "graded" and rows["fine"].results["score"] == 1.0
+    assert rows["slow"].status == "timeout" and "12 s" in rows["slow"].message
+    assert result.exit_code == 0  # the student's hang is not the grader's fault
+    stand_in = json.loads((tmp_path / "out" / "slow" / "results.json").read_text())
+    assert stand_in["score"] == 0 and "longer than the batch's limit" in stand_in["output"]
+    assert running("86400.456") == []
+
+
+def test_the_grader_failing_is_a_row_and_the_batch_exits_non_zero(tmp_path, monkeypatch):
+    source = tmp_path / "class"
+    (source / "ok").mkdir(parents=True)
+    (source / "ok" / "cnn_trainer.py").write_text(plain_source())
+    # A grade command that dies on its own (not the student's doing): the batch's fault line.
+    monkeypatch.setattr(batch_jobs, "command", lambda job, out: [sys.executable, "-c", "import sys; sys.exit(1)"])
+    result = grade_class(source, ASSIGNMENT, tmp_path / "out", _options(engine="local"), log=lambda _: None)
+    assert [r.status for r in result.rows] == ["grader-error"] and result.exit_code == 1
+    assert "the grader failed (exit status 1)" in result.rows[0].message
+    assert json.loads((tmp_path / "out" / "ok" / "results.json").read_text())["score"] == 0
+
+
+def test_the_dask_engine_on_a_local_cluster_grades_the_same(graded, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    root, source, _, _ = graded
+    subset = tmp_path / "class"
+    subset.mkdir()
+    for name in ("ada", "cy"):
+        (subset / name).mkdir()
+        (subset / name / "cnn_trainer.py").write_text((source / name / "cnn_trainer.py").read_text())
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, resources={"grade": 1},
+                                  dashboard_address=None) as cluster:
+        result = grade_class(subset, ASSIGNMENT, tmp_path / "out",
+                             _options(engine="dask", cluster=cluster, checks=("alexnet.construct*",)), log=lambda _: None)
+    assert {r.submission.key: r.status for r in result.rows} == {"ada": "graded", "cy": "graded"}
+    assert {r.host for r in result.rows} == {os.uname().nodename}
+    book = _gradebook(tmp_path / "out")
+    assert float(book["ada"]["total"]) == float(book["cy"]["total"]) == 1.0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["engine"] == "dask"
+
+
+# The browser checks live with the report's; load them by path, as they load theirs.
+_spec = importlib.util.spec_from_file_location("_dlgrade_browser", Path(__file__).with_name("test_report_browser.py"))
+browser_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(browser_tests)
+chromium = browser_tests.chromium
+
+
+def test_the_summary_renders_in_chromium_offline(graded, chromium):
+    root, _, _, _ = graded
+    page = root / "first" / "summary.html"
+    url = page.as_uri()
+    with browser_tests.DevTools(chromium) as browser:
+        load = browser.load(url)
+        assert load.errors == []
+        assert load.requests and all(u == url or u.startswith("data:") for u in load.requests), load.requests
+        text = browser.evaluate("document.body.innerText")
+        assert "class summary" in text and "Eve Noshow" in text
+        assert browser.evaluate("document.querySelectorAll('a[href=\"bob/report.html\"]').length") >= 1
+        browser.set_viewport(420, 900)
+        assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1") is True
