@@ -55,7 +55,7 @@ def make_class(root: Path, count: int) -> dict[str, str]:
         if share < 7:
             source, kind = PLAIN.replace("# A correct submission", f"# Student {i}: a correct submission"), "correct"
         elif share < 9:
-            kind, replacements = BROKEN[i % len(BROKEN)]
+            kind, replacements = BROKEN[(i // 10 + share) % len(BROKEN)]
             source = PLAIN
             for old, new in replacements:
                 source = source.replace(old, new)
@@ -102,11 +102,11 @@ class PeakMemory:
             self.peak_mb = max(self.peak_mb, total / 2**20)
 
 
-def run(source: Path, out: Path, options: BatchOptions, label: str) -> dict:
+def run(source: Path, out: Path, options: BatchOptions, label: str, log=None) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     started = time.monotonic()
     with PeakMemory() as memory:
-        result = grade_class(source, "cs1678-hw4", out, options, log=lambda _: None)
+        result = grade_class(source, "cs1678-hw4", out, options, log=log or (lambda _: None))
     wall = time.monotonic() - started
     statuses: dict[str, int] = {}
     for row in result.rows:
@@ -119,6 +119,13 @@ def run(source: Path, out: Path, options: BatchOptions, label: str) -> dict:
     return figures
 
 
+def _logger(path: Path):
+    def log(line: str) -> None:
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+    return log
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100)
@@ -126,7 +133,9 @@ def main() -> int:
     parser.add_argument("--dask", action="store_true", help="also run on a LocalCluster of max(--jobs) workers")
     parser.add_argument("--checks", action="append", default=[], help="check-id patterns, as grade --only")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--log", type=Path, default=None, help="append the batch's line per submission here")
     args = parser.parse_args()
+    log = _logger(args.log) if args.log else None
     jobs = args.jobs or [2]
     work = Path(tempfile.mkdtemp(prefix="dlgrade-batch-bench-"))
     try:
@@ -139,11 +148,12 @@ def main() -> int:
         runs = []
         for n in jobs:
             runs.append(run(source, work / f"out-local-{n}", BatchOptions(jobs=n, checks=tuple(args.checks),
-                                                                           device="cpu", progress=False), f"local, {n} job(s)"))
+                                                                           device="cpu", progress=False),
+                            f"local, {n} job(s)", log))
         if args.dask:
             runs.append(run(source, work / "out-dask", BatchOptions(engine="dask", jobs=max(jobs), checks=tuple(args.checks),
                                                                      device="cpu", progress=False),
-                            f"dask LocalCluster, {max(jobs)}"))
+                            f"dask LocalCluster, {max(jobs)}", log))
         first = runs[0]
         for other in runs[1:]:
             print(f"  speed-up of {other['run']} over {first['run']}: {first['wall_s'] / other['wall_s']:.2f}x")

@@ -1,6 +1,7 @@
 """The `grade` command: a thin layer over grader.api."""
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -141,6 +142,9 @@ def batch(source: Path, assignment: str, out: Path, roster: Path | None, jobs: i
     """
     from .batch import BatchOptions, grade_class
 
+    # A batch stopped by `kill` (or a scheduler ending its job) stops as Ctrl-C stops it: the
+    # running grades are ended, and every finished one is kept.
+    signal.signal(signal.SIGTERM, _interrupt)
     options = BatchOptions(roster=roster, jobs=jobs, engine=engine, scheduler=scheduler, labels=labels, data=data,
                            device=device, isolation=isolation, checks=checks, force=force, only=only,
                            timeout_s=timeout_s, starter=starter)
@@ -160,6 +164,10 @@ def batch(source: Path, assignment: str, out: Path, roster: Path | None, jobs: i
     for row in result.grader_faults:
         click.echo(f"grade batch: the grader failed on {row.submission.key}: {row.message}", err=True)
     sys.exit(result.exit_code)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _status_counts(result) -> dict[str, int]:

@@ -6,6 +6,7 @@ start; what is under test is the batch layer: scheduling, records, resume, aggre
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -21,6 +22,7 @@ import pytest
 
 from grader.batch import BatchOptions, grade_class
 from grader.batch import jobs as batch_jobs
+from grader.batch import ledger
 from gradekit import mutate, plain_source, running
 
 CHECKS = ("alexnet.construct*", "alexnet.architecture*")
@@ -175,12 +177,30 @@ def test_a_rerun_grades_only_what_changed(graded, tmp_path):
     # (ada@example.edu matches no one here: this run had no roster to give ada an email.)
 
 
-def test_a_changed_rubric_option_regrades(graded):
-    root, source, _, _ = graded
-    out = root / "out"
-    narrower = grade_class(source, ASSIGNMENT, out, _options(checks=("alexnet.construct*",)), log=lambda _: None)
-    assert narrower.graded_now == 4  # all four, dee's corrupt zip too: every fingerprint holds the options
-    assert float(_gradebook(out)["ada"]["total"]) == 1.0
+def test_the_fingerprint_holds_everything_a_grade_depends_on(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "cnn_trainer.py").write_text("x = 1\n")
+    base = ledger.Context(rubric="r1", labels="l1", data="d1", options=("--device", "cpu"))
+    first = base.fingerprint(sub)
+    assert base.fingerprint(sub) == first
+    os.utime(sub / "cnn_trainer.py", (1, 1))  # touched, not changed: still finished
+    assert base.fingerprint(sub) == first
+    for changed in (dataclasses.replace(base, rubric="r2"), dataclasses.replace(base, labels="l2"),
+                    dataclasses.replace(base, data="d2"), dataclasses.replace(base, options=("--device", "cuda"))):
+        assert changed.fingerprint(sub) != first, changed
+    (sub / "cnn_trainer.py").write_text("x = 2\n")
+    assert base.fingerprint(sub) != first
+    (sub / "cnn_trainer.py").write_text("x = 1\n")
+    (sub / "notes.txt").write_text("")  # a new file, even empty, is a new submission
+    assert base.fingerprint(sub) != first
+    # A finished entry counts only beside a readable results.json and with the same fingerprint.
+    folder = tmp_path / "out" / "ada"
+    ledger.record(folder, {"fingerprint": first, "status": "graded"})
+    assert ledger.finished(folder, first) is None  # no results.json yet
+    (folder / "results.json").write_text("{}")
+    assert ledger.finished(folder, first) == {"fingerprint": first, "status": "graded"}
+    assert ledger.finished(folder, "other") is None
 
 
 def _hang(marker: str) -> str:
@@ -189,16 +209,17 @@ def _hang(marker: str) -> str:
             "time.sleep(86400)\n")
 
 
-def _cli(*args, **kw) -> subprocess.Popen:
+def _cli(*args) -> subprocess.Popen:
+    # SIGINT as on a terminal: a test runner's worker may ignore it, and children inherit that.
     return subprocess.Popen([sys.executable, "-m", "grader.cli", "batch", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_ctrl_c_keeps_every_finished_submission_and_leaves_nothing_running(tmp_path):
     source = tmp_path / "class"
-    for name in ("s1", "s2", "s3"):
-        (source / name).mkdir(parents=True)
-        (source / name / "cnn_trainer.py").write_text(plain_source())
+    (source / "s1").mkdir(parents=True)
+    (source / "s1" / "cnn_trainer.py").write_text(plain_source())
     # s4 never finishes its import: the batch is stopped while it runs.
     (source / "s4").mkdir()
     (source / "s4" / "cnn_trainer.py").write_text(_hang("86400.123") + plain_source())
@@ -211,7 +232,7 @@ def test_ctrl_c_keeps_every_finished_submission_and_leaves_nothing_running(tmp_p
         time.sleep(0.5)
     assert running("86400.123"), "s4 never started"
     finished_before = {p.parent.name for p in out.glob("*/batch.json")}
-    assert finished_before == {"s1", "s2", "s3"}
+    assert finished_before == {"s1"}
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -227,17 +248,18 @@ def test_a_hang_is_a_timeout_row_and_the_rest_of_the_class_still_grades(tmp_path
     source = tmp_path / "class"
     (source / "slow").mkdir(parents=True)
     (source / "slow" / "cnn_trainer.py").write_text(_hang("86400.456") + plain_source())
-    (source / "fine").mkdir()
-    (source / "fine" / "cnn_trainer.py").write_text(plain_source())
-    result = grade_class(source, ASSIGNMENT, tmp_path / "out", _options(timeout_s=12, checks=("alexnet.construct*",)),
+    (source / "broken.zip").write_bytes(b"PK\x03\x04 not a zip")  # refused by intake, in well under the limit
+    result = grade_class(source, ASSIGNMENT, tmp_path / "out", _options(timeout_s=20, checks=("alexnet.construct*",)),
                          log=lambda _: None)
     rows = {r.submission.key: r for r in result.rows}
-    assert rows["fine"].status == "graded" and rows["fine"].results["score"] == 1.0
-    assert rows["slow"].status == "timeout" and "12 s" in rows["slow"].message
+    assert rows["broken"].status == "ungradable" and "zip" in rows["broken"].message
+    assert rows["slow"].status == "timeout" and "20 s" in rows["slow"].message
     assert result.exit_code == 0  # the student's hang is not the grader's fault
     stand_in = json.loads((tmp_path / "out" / "slow" / "results.json").read_text())
     assert stand_in["score"] == 0 and "longer than the batch's limit" in stand_in["output"]
     assert running("86400.456") == []
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["statuses"] == {"timeout": 1, "ungradable": 1}
 
 
 def test_the_grader_failing_is_a_row_and_the_batch_exits_non_zero(tmp_path, monkeypatch):
