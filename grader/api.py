@@ -54,7 +54,7 @@ def grade(submission: Path | str, assignment: str, options: Options | None = Non
     grader comes back as a report with `grader_error` set and every check failed."""
     options = options or Options()
     started = time.monotonic()
-    rubric = _rubric(assignment)
+    rubric = assignment_rubric(assignment)
     checks = _select(rubric.checks(), options)
     hidden = len(_select(rubric.checks(), dataclasses.replace(options, self_check=False))) - len(checks)
     report = GradeReport(assignment=rubric.id, title=rubric.title, submission=Path(submission).name,
@@ -329,7 +329,8 @@ def _atomic_write(path: Path, text: str) -> Path:
 
 # ---------------------------------------------------------------- helpers
 
-def _rubric(assignment: str) -> Rubric:
+def assignment_rubric(assignment: str) -> Rubric:
+    """The rubric of an assignment id; an unknown id is the caller's input error."""
     try:
         return load_rubric(assignment)
     except KeyError as exc:

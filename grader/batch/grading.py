@@ -19,7 +19,8 @@ import jsonschema
 
 from .. import heldout
 from ..errors import InputError
-from ..rubric import Rubric, load_rubric
+from ..api import assignment_rubric
+from ..rubric import Rubric
 from . import jobs, ledger
 from .engines import DaskEngine, LocalEngine, default_jobs, visible_gpus
 from .inputs import read_export
@@ -89,7 +90,7 @@ def grade_class(source: Path | str, assignment: str, out: Path | str, options: B
     source, out = Path(source), Path(out)
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
-    rubric = _rubric(assignment)
+    rubric = assignment_rubric(assignment)
     labels = _check_labels(rubric, options.labels)
     out.mkdir(parents=True, exist_ok=True)
     export = read_export(source, out / ".batch" / "inputs")
@@ -133,13 +134,6 @@ def grade_class(source: Path | str, assignment: str, out: Path | str, options: B
 
     result.outputs = write_class_outputs(result, rubric, labels, options)
     return result
-
-
-def _rubric(assignment: str) -> Rubric:
-    try:
-        return load_rubric(assignment)
-    except KeyError as exc:
-        raise InputError(exc.args[0]) from None
 
 
 def _check_labels(rubric: Rubric, files: tuple[Path, ...]) -> dict[str, Path]:
