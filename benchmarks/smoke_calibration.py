@@ -30,30 +30,37 @@ from grader.worker import export, probes  # noqa: E402
 
 
 def cases():
+    """(rubric, symbol, label, classes, build): every model a CNN rubric trains, at each class count."""
     import alexnet
     import assignment2
     import resnet_cifar10
 
     wide = dict(depth_per_stage=(2, 2, 2, 2), widths=(64, 128, 256, 512))
-    return [
-        ("cs1678-hw4", "AlexNet", "AlexNet, 4 classes", lambda: alexnet.AlexNet({"num_classes": 4})),
-        ("cs1678-hw4", "AlexNet", "AlexNet, 7 classes", lambda: alexnet.AlexNet({"num_classes": 7})),
-        ("ece661-hw2", "ResNet20", "ResNet-20 option A", lambda: resnet_cifar10.ResNet20(shortcut="A")),
-        ("ece661-hw2", "ResNet20", "ResNet-20 option B", lambda: resnet_cifar10.ResNet20(shortcut="B")),
-        ("ece661-hw2", "ResNet20", "ResNet-18-wide (wrong, trains)", lambda: resnet_cifar10.ResNetCIFAR(**wide)),
-        ("dl-assignment2", "LeNet5", "LeNet5, no padding", lambda: assignment2.LeNet5(padding=0)),
-        ("dl-assignment2", "LeNet5", "LeNet5, padding 2", lambda: assignment2.LeNet5(padding=2)),
-        ("dl-assignment2", "ResNet18", "ResNet-18", lambda: assignment2.ResNet18()),
+    found = [(rubric, name, f"{name}, {n} classes", n, lambda name=name, n=n: getattr(alexnet, name)({"num_classes": n}))
+             for rubric, names in (("cs1678-hw4", ("AlexNet", "AlexNetLargeKernel", "AlexNetAvgPooling")),
+                                   ("cs1678-hw4-extended", ("AlexNetTiny", "AlexNetDilation")))
+             for name in names for n in (4, 7)]
+    return found + [
+        ("ece661-hw2", "ResNet20", "ResNet-20 option A", 10, lambda: resnet_cifar10.ResNet20(shortcut="A")),
+        ("ece661-hw2", "ResNet20", "ResNet-20 option B", 10, lambda: resnet_cifar10.ResNet20(shortcut="B")),
+        ("ece661-hw2", "ResNet20", "ResNet-18-wide (wrong, trains)", 10, lambda: resnet_cifar10.ResNetCIFAR(**wide)),
+        ("dl-assignment2", "LeNet5", "LeNet5, no padding", 10, lambda: assignment2.LeNet5(padding=0)),
+        ("dl-assignment2", "LeNet5", "LeNet5, padding 2", 10, lambda: assignment2.LeNet5(padding=2)),
+        ("dl-assignment2", "ResNet18", "ResNet-18", 10, lambda: assignment2.ResNet18()),
     ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", action="append", default=[], help="rubric ids or model names to calibrate")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"{'model':<34} {'rubric':<16} {'min drop':>9} {'max drop':>9} {'needed':>7} {'s/run':>6}")
-    for assignment, symbol, label, build in cases():
+    only = [o.lower() for o in args.only]
+    for assignment, symbol, label, classes, build in cases():
+        if only and not any(o in f"{assignment} {label}".lower() for o in only):
+            continue
         rubric = load_rubric(assignment)
         model_spec = rubric.model(symbol)
         training = model_spec.training or rubric.training
@@ -62,8 +69,6 @@ def main() -> int:
             probes.STATE.symbols["_calibrated"] = build
             started = time.monotonic()
             setting = asdict(replace(training, seed=training.seed + seed))
-            classes = int(label.split(", ")[1].split()[0]) if label.startswith("AlexNet") \
-                else model_spec.variants[0].num_classes
             with tempfile.TemporaryDirectory() as folder:
                 made = export.export("_calibrated", [], {}, list(model_spec.input), training.batch, setting["seed"], folder)
                 assert made["error"] is None, made["error"]

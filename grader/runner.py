@@ -14,10 +14,11 @@ from . import kinds
 from .facts import Facts, ProbeOutcome
 from .kinds.wire import FactError
 from .localize import LineMap, Localizer
+from .model_exports import PENDING, ModelExports
 from .rubric import Check, Rubric
 from .sandbox import Sandbox, SandboxConfig, WorkerCrashed
 from .sourcescan import FORBIDDEN, builtin_uses
-from .verifying import Verifier, export_stopped
+from .verifying import Verifier
 
 MAX_STARTS = 6  # the first worker and five replacements
 
@@ -25,6 +26,9 @@ MAX_STARTS = 6  # the first worker and five replacements
 MIN_PROBE_SECONDS = 5
 
 
+def _variant_index(check: Check) -> int:
+    model = check.model
+    return model.variants.index(check.variant) if model is not None and check.variant in model.variants else 0
 
 
 def probe_key(check: Check) -> tuple | None:
@@ -89,7 +93,8 @@ class Runner:
         self.verifier: Verifier | None = None  # measures models from artefacts; made when a check needs it
         self.kind_state: dict[str, dict] = {}  # a kind's own bookkeeping for this grade (grader.kinds.<kind>.run)
         self.plan: dict = {}
-        self._trains: set = set()
+        self.trains: set = set()  # behaviour keys whose checks include a training step
+        self.models = ModelExports(self)
 
     # ------------------------------------------------------------------ public
 
@@ -101,10 +106,12 @@ class Runner:
                 plan.setdefault(key, check)
         # Cheap probes first, so a hang in training never costs the shape and contract checks.
         rank = {"trace": 0, "behaviour": 3, **kinds.probe_ranks()}
-        order = sorted(plan, key=lambda k: rank[k[0]])
+        # Then each model's first variant before any model's second: the full exports come
+        # first, so that the worker exports the next one while the verifier measures the last.
+        order = sorted(plan, key=lambda k: (rank[k[0]], _variant_index(plan[k])))
         self.plan = plan
         # Models whose checks include a training step: for the others the verifier stops at forward.
-        self._trains = {probe_key(c) for c in checks if c.model is not None and c.kind in ("gradients", "training")}
+        self.trains = {probe_key(c) for c in checks if c.model is not None and c.kind in ("gradients", "training")}
         if any(k[0] in ("trace", "behaviour") or kinds.verified(plan[k].kind) for k in plan):
             self.verifier = Verifier(self.sandbox.run_dir.parent / "verifier", self._config)
             self.verifier.launch()  # its imports overlap the worker's
@@ -117,7 +124,15 @@ class Runner:
                 if model.pick and first is not None:
                     self._pick(first)
             for key in order:
-                if key not in self.facts.probes:  # a model's export answers its trace and behaviour at once
+                self.models.run_redo()
+                # A model's export answers its trace and behaviour at once, maybe later (pending).
+                if key not in self.facts.probes and key not in self.models.pending:
+                    outcome = self._run(key, plan[key])
+                    if outcome is not PENDING:
+                        self.facts.probes[key] = outcome
+            self.models.finish()
+            for key in order:  # a variant whose full export stopped after all: measured in the worker
+                if key not in self.facts.probes:
                     self.facts.probes[key] = self._run(key, plan[key])
         finally:
             self.sandbox.stop()
@@ -151,7 +166,7 @@ class Runner:
         remaining = self.deadline - time.monotonic()
         timeout = min(self.rubric.limits.probe_seconds, max(remaining, MIN_PROBE_SECONDS))
         if key[0] in ("trace", "behaviour") and (key[1], key[2]) not in self.facts.measured_inside:
-            verified = self._export(key, check, timeout)
+            verified = self.models.probe(key, check, timeout)
             if verified is not None:
                 return verified
         moved = kinds.runner_for(check.kind)
@@ -206,40 +221,6 @@ class Runner:
             "symbol": model.symbol, "args": args, "kwargs": kwargs, "input": list(model.input), "batch": int(batch),
             "seed": int(seed), "folder": str(self.sandbox.run_dir / "artefacts" / folder), "weights": weights},
             timeout, what)
-
-    def _export(self, key: tuple, check: Check, timeout: float) -> ProbeOutcome | None:
-        """The model's trace and behaviour, measured by the verifier from an exported graph.
-        None when export stopped: then the worker measures it, and the verdicts say so."""
-        _, symbol, suffix = key
-        model, variant = check.model, check.variant
-        training = dataclasses.asdict(model.training or self.rubric.training)
-        who = f"{symbol}" + (f" with {variant.num_classes} classes" if variant.num_classes else "")
-        behaviour_too = ("behaviour", symbol, suffix) in self.plan  # else only the layers: no weights, no training
-        reply, error = self.export_model(model, variant, training["batch"], training["seed"], "model", behaviour_too,
-                                         timeout, f"building and exporting {who}")
-        if isinstance(reply, ProbeOutcome):
-            return reply
-        if error and error.get("stage") == "construct":
-            outcome = ProbeOutcome(result={"constructed": False, "rows": [], "error": error}, seconds=reply.seconds)
-            self.facts.probes[("behaviour", symbol, suffix)] = ProbeOutcome(result={"error": error})
-            self.facts.probes[("trace", symbol, suffix)] = outcome
-            return outcome if key[0] == "trace" else self.facts.probes[key]
-        if error or not reply.ok or not reply.result.get("artefact"):
-            self.facts.measured_inside[(symbol, suffix)] = export_stopped(error)
-            return None
-        request = {"num_classes": variant.num_classes, "device": self.device if self.device != "auto" else "cpu",
-                   "training": training, "behaviour_too": behaviour_too,
-                   "training_too": ("behaviour", symbol, suffix) in self._trains}
-        trace, behaviour = self.verifier.measure(self.sandbox.run_dir, ("artefacts", "model"), request, timeout,
-                                                 f"checking the exported {who}")
-        trace.seconds += reply.seconds
-        trace, behaviour = ProbeOutcome(**{**vars(trace), "result": self.localize(trace.result)}), \
-            ProbeOutcome(**{**vars(behaviour), "result": self.localize(behaviour.result)})
-        self.facts.probes[("trace", symbol, suffix)] = trace
-        if behaviour_too:
-            self.facts.probes[("behaviour", symbol, suffix)] = behaviour
-        self.facts.models_exported += 1
-        return trace if key[0] == "trace" else behaviour
 
     def localize(self, data):
         """Point at notebook cells, not at the module generated from them (grader.localize)."""

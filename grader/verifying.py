@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 from .facts import ProbeOutcome
@@ -29,6 +30,7 @@ class Verifier:
         self.max_mb = max(256, config.memory_mb // 2)  # weights beside the training's activations
         self._ready = False
         self.failure: str | None = None
+        self._pending: tuple | None = None  # (request id, deadline, timeout, what, done) of a measurement sent
 
     def launch(self) -> None:
         """Start importing torch now, while the worker imports the submission."""
@@ -36,47 +38,72 @@ class Verifier:
             self.sandbox.launch()
             self._ready = False
 
-    def measure(self, base: Path, parts: tuple[str, ...], request: dict, timeout: float,
-                what: str) -> tuple[ProbeOutcome, ProbeOutcome]:
-        """The trace and behaviour outcomes of the model artefact at base/parts (the worker's
-        run folder; the worker rewrites it at its next export), both measured here."""
+    def start(self, base: Path, parts: tuple[str, ...], request: dict, timeout: float, what: str, done) -> None:
+        """Measure the model artefact at base/parts (the worker's run folder) without waiting:
+        `done(trace, behaviour)` gets the two outcomes once `settle` reads the reply. Copied
+        here first, the worker may write its next export while this one is measured."""
+        self.settle()
         why = self.take(base, parts, "artefact")
         if why:
-            return _refused(f"the model the grading process handed over was refused: {why}")
+            done(*_refused(f"the model the grading process handed over was refused: {why}"))
+            return
         try:
-            reply = self.ask("verify", {"artefact": "artefact", **request}, timeout, what)
-        except WorkerCrashed as crash:  # the graph, run as the student wrote it, hung or used too much
-            stopped = ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
-            return stopped, ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout)
-        finally:
+            self._ensure_ready(timeout)
+            request_id = self.sandbox.send("verify", {"artefact": "artefact", **request, "max_mb": self.max_mb})
+        except WorkerCrashed as crash:
+            self._ready = False
             remove(self.run_dir / "artefact")
-        if not reply.ok:
-            message = (reply.error or {}).get("message", "it could not be read")
-            return _refused(f"the model the grading process handed over was refused: {message}")
-        trace = ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb)
-        behaviour = ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb)
-        return trace, behaviour
+            done(*_stopped(crash, timeout))
+            return
+        self._pending = (request_id, time.monotonic() + timeout, timeout, what, done)
+
+    def settle(self) -> None:
+        """Wait for the measurement `start` sent, and hand its outcomes on."""
+        while self._pending is not None:
+            request_id, deadline, timeout, what, done = self._pending
+            self._pending = None
+            try:
+                reply = self.sandbox.receive(request_id, max(deadline - time.monotonic(), 0.1), what, "verify")
+            except WorkerCrashed as crash:  # the graph, run as the student wrote it, hung or used too much
+                self._ready = False
+                done(*_stopped(crash, timeout))
+                continue
+            finally:
+                remove(self.run_dir / "artefact")
+            if not reply.ok:
+                message = (reply.error or {}).get("message", "it could not be read")
+                done(*_refused(f"the model the grading process handed over was refused: {message}"))
+                continue
+            done(ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb),
+                 ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb))
 
     def take(self, base: Path, parts: tuple[str, ...], name: str) -> str | None:
         """Copy the artefact at base/parts into this folder's `name`: None, or why it was refused."""
+        self.settle()  # the measurement in flight reads this folder's artefact
         target = self.run_dir / name
         remove(target)
         return take(base, parts, target, self.max_mb << 20)
 
     def ask(self, op: str, request: dict, timeout: float, what: str):
         """One request, once the verifier is ready; raises WorkerCrashed."""
+        self.settle()
         try:
-            if not self.sandbox.running:
-                self.launch()
-            if not self._ready:
-                self.sandbox.wait_ready(timeout)
-                self._ready = True
+            self._ensure_ready(timeout)
             return self.sandbox.call(op, {**request, "max_mb": self.max_mb}, timeout, what)
         except WorkerCrashed:
             self._ready = False
             raise
 
+    def _ensure_ready(self, timeout: float) -> None:
+        if not self.sandbox.running:
+            self.launch()
+        if not self._ready:
+            self.sandbox.wait_ready(timeout)
+            self._ready = True
+
     def stop(self) -> None:
+        """Stop the process; a measurement still pending is dropped (its checks have not run)."""
+        self._pending = None
         self.sandbox.stop()
         self._ready = False
 
@@ -85,6 +112,11 @@ def refused_error(text: str) -> dict:
     """The error a check reads when the artefact it rests on was refused."""
     return {"type": "ArtefactRefused", "message": text, "stage": "construct", "file": None, "line": None,
             "code": None, "trace": []}
+
+
+def _stopped(crash: WorkerCrashed, timeout: float) -> tuple[ProbeOutcome, ProbeOutcome]:
+    return (ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout),
+            ProbeOutcome(crash=crash.detail, crash_reason=crash.reason, seconds=timeout))
 
 
 def _refused(text: str, reason: str = "refused") -> tuple[ProbeOutcome, ProbeOutcome]:
@@ -121,16 +153,33 @@ def take(base: Path, parts: tuple[str, ...], target: Path, max_bytes: int) -> st
                 if info.st_size > cap:
                     return f"{name} is larger than the {cap >> 20} MB the grader accepts"
                 with open(target / name, "xb") as dst:
-                    copied = 0
-                    while chunk := src.read(min(1 << 22, cap + 1 - copied)):
-                        copied += len(chunk)
-                        if copied > cap:
-                            return f"{name} grew past the {cap >> 20} MB the grader accepts while it was read"
-                        dst.write(chunk)
+                    if _copy(src, dst, cap) > cap:
+                        return f"{name} grew past the {cap >> 20} MB the grader accepts while it was read"
             os.chmod(target / name, 0o644)
     finally:
         os.close(folder)
     return None
+
+
+def _copy(src, dst, cap: int) -> int:
+    """Bytes copied, stopping one past `cap`: in the kernel where it can (a model's weights
+    are hundreds of MB), else through a buffer."""
+    copied = 0
+    try:
+        while n := os.copy_file_range(src.fileno(), dst.fileno(), min(1 << 24, cap + 1 - copied)):
+            copied += n
+            if copied > cap:
+                return copied
+        return copied
+    except OSError:
+        if copied:
+            raise
+    while chunk := src.read(min(1 << 22, cap + 1 - copied)):
+        copied += len(chunk)
+        if copied > cap:
+            return copied
+        dst.write(chunk)
+    return copied
 
 
 def export_stopped(error: dict | None) -> str:

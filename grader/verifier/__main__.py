@@ -24,6 +24,7 @@ def main() -> None:
     from . import measure
 
     progress.configure(channel()[1])  # the memory task says how far it got
+    measure.warm_up()
 
     hello = {"python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
              "startup_seconds": round(time.time() - started, 2), "namespaces": namespaces}

@@ -5,8 +5,10 @@ file of raw bytes, sliced by the manifest's table and checked against it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,8 +129,10 @@ def read_cell(folder: Path, max_bytes: int) -> CellArtefact:
 def _weights(folder: Path, manifest: dict, max_bytes: int, weights: bool):
     entries = _entries(manifest.get("tensors"), max_bytes, weights)
     size = sum(e.nbytes for e in entries)
-    data = _read_exact(folder / "weights.bin", size)
-    return entries, {e.target: _tensor(data, e) if weights else _shape_only(e) for e in entries}
+    if not weights:
+        _read_exact(folder / "weights.bin", size)  # empty, as the table says
+        return entries, {e.target: _shape_only(e) for e in entries}
+    return entries, _read_tensors(folder / "weights.bin", entries, size)
 
 
 def _manifest(path: Path) -> dict:
@@ -183,42 +187,57 @@ def _itemsize(dtype: str) -> int:
 
 def _read_exact(path: Path, size: int | None, cap: int | None = None) -> bytearray:
     """A regular file, not reached through a link; exactly `size` bytes (or at most `cap`)."""
+    with _open_checked(path, size, cap) as (f, length):
+        data = bytearray(length)
+        got = f.readinto(data)
+        extra = f.read(1)
+    if got != length or extra:
+        raise ArtefactError(f"{path.name} changed while it was read")
+    return data
+
+
+def _read_tensors(path: Path, entries: list[TensorEntry], size: int) -> dict:
+    """Each tensor's bytes read straight into its own storage (the table lays them end to
+    end): no second copy of the weights is ever held."""
+    import torch
+
+    tensors = {}
+    with _open_checked(path, size, None) as (f, _):
+        for entry in entries:
+            tensor = torch.empty(entry.shape, dtype=getattr(torch, entry.dtype))
+            if entry.nbytes:
+                view = tensor.reshape(-1).view(torch.uint8).numpy()  # the storage's bytes
+                if f.readinto(memoryview(view).cast("B")) != entry.nbytes:
+                    raise ArtefactError(f"{path.name} changed while it was read")
+            tensors[entry.target] = tensor
+        if f.read(1):
+            raise ArtefactError(f"{path.name} changed while it was read")
+    return tensors
+
+
+@contextlib.contextmanager
+def _open_checked(path: Path, size: int | None, cap: int | None):
+    """(file, its length): a regular file, not reached through a link, of exactly `size`
+    bytes (or at most `cap`)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise ArtefactError(f"{path.name} cannot be opened ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
-        import stat
-
         if not stat.S_ISREG(info.st_mode):
             raise ArtefactError(f"{path.name} is not a regular file")
         limit = size if size is not None else cap
         if info.st_size > limit or (size is not None and info.st_size != size):
             raise ArtefactError(f"{path.name} holds {info.st_size:,} bytes, expected {limit:,}"
                                 + ("" if size is not None else " at most"))
-        data = bytearray(info.st_size)
-        got = f.readinto(data)
-        extra = f.read(1)
-    if got != info.st_size or extra:
-        raise ArtefactError(f"{path.name} changed while it was read")
-    return data
+        yield f, info.st_size
 
 
 def _shape_only(entry: TensorEntry):
     import torch
 
     return torch.empty(entry.shape, dtype=getattr(torch, entry.dtype), device="meta")
-
-
-def _tensor(data: bytes, entry: TensorEntry):
-    import torch
-
-    dtype = getattr(torch, entry.dtype)
-    if entry.nbytes == 0:
-        return torch.zeros(entry.shape, dtype=dtype)
-    numel = entry.nbytes // _itemsize(entry.dtype)
-    return torch.frombuffer(data, dtype=dtype, count=numel, offset=entry.offset).reshape(entry.shape).clone()
 
 
 @dataclass
