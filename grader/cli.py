@@ -1,6 +1,7 @@
 """The `grade` command: a thin layer over grader.api."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -75,11 +76,18 @@ def main(ctx: click.Context, list_: bool) -> None:
 @click.option("--data", "data", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
               help="Course data folder holding the images a rubric names (e.g. accordion/image_0001.jpg for activation maps).")
 @click.option("--color/--no-color", default=None, help="Colour the summary (default: when printing to a terminal).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default="every core this grade may use",
+              help="Torch threads in each sandboxed process (grade batch gives each job its share of the cores).")
 def grade_submission(submission: Path, assignment: str, out: Path, device: str, self_check: bool, only: tuple[str, ...],
-                     isolation: str, labels: tuple[Path, ...], data: Path | None, color: bool | None) -> None:
+                     isolation: str, labels: tuple[Path, ...], data: Path | None, color: bool | None,
+                     threads: int) -> None:
     """Grade SUBMISSION against an assignment's rubric."""
+    if os.environ.get("DLGRADE_BATCH_PARENT", "").isdigit():  # started by grade batch: end with its job
+        from .identity import die_with
+
+        die_with(int(os.environ["DLGRADE_BATCH_PARENT"]))
     options = api.Options(device=device, self_check=self_check, only=only, isolation=isolation, labels=labels,
-                          data=data)
+                          data=data, threads=threads)
     try:
         report = api.grade(submission, assignment, options)
     except (InputError, RubricError) as exc:

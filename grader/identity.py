@@ -26,6 +26,7 @@ UID_BASE = 2_000_300_000
 SLOTS = 32  # sandboxes one process may hold at once
 _serial = itertools.count()
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable folders a uid can leave files in
 
 
@@ -58,6 +59,21 @@ def drop_to(uid: int):
             os._exit(121)
 
     return drop
+
+
+def die_with(parent: int) -> bool:
+    """Be killed when `parent` (the batch job that started this grade) is gone, even by
+    SIGKILL: a Dask worker lost mid-task leaves no grade running behind it (its bubblewrap
+    sandboxes already die with this process). False where the kernel does not say."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # it was gone before the request took effect
+        os._exit(137)
+    return True
 
 
 def become_subreaper() -> bool:

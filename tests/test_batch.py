@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -294,6 +295,44 @@ def test_the_dask_engine_on_a_local_cluster_grades_the_same(graded, tmp_path):
     assert summary["engine"] == "dask"
 
 
+def test_a_worker_lost_mid_grade_is_retried_and_leaves_nothing_running(tmp_path):
+    """A Dask worker killed while it grades: the scheduler runs the task again elsewhere, and
+    the lost attempt's grade (with its sandbox) dies with the worker."""
+    distributed = pytest.importorskip("distributed")
+    marker = f"12.{os.getpid():07d}"  # this run's own: another run's leftovers are not counted
+    source = tmp_path / "class"
+    (source / "kim").mkdir(parents=True)
+    # The import waits 12 s on a child that marks it: long enough to be caught mid-grade.
+    (source / "kim" / "cnn_trainer.py").write_text(
+        f"import os\npid = os.fork()\nif pid == 0:\n    os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+        "os.waitpid(pid, 0)\n" + plain_source())
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, resources={"grade": 1},
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        found: dict = {}
+        thread = threading.Thread(target=lambda: found.update(result=grade_class(
+            source, ASSIGNMENT, tmp_path / "out", _options(engine="dask", cluster=cluster, checks=("alexnet.construct*",)),
+            log=lambda _: None)))
+        thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not running(marker):
+            time.sleep(0.2)
+        first = running(marker)
+        assert first, "the grade never reached the student's import"
+        (worker,) = [w for w, keys in client.processing().items() if "grade-kim" in keys]
+        pid = client.run(os.getpid, workers=[worker])[worker]
+        os.kill(pid, signal.SIGKILL)
+        # Gone at once, long before the child would have ended by itself.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and set(first) & set(running(marker)):
+            time.sleep(0.2)
+        assert not set(first) & set(running(marker)), "the lost attempt's grade outlived its worker"
+        thread.join(timeout=300)
+    (row,) = found["result"].rows
+    assert row.status == "graded", row.message
+    assert json.loads((tmp_path / "out" / "kim" / "results.json").read_text())["score"] == 1.0
+
+
 # The browser checks live with the report's; load them by path, as they load theirs.
 _spec = importlib.util.spec_from_file_location("_dlgrade_browser", Path(__file__).with_name("test_report_browser.py"))
 browser_tests = importlib.util.module_from_spec(_spec)
@@ -364,3 +403,16 @@ def test_a_group_gets_one_row_per_member_and_held_points_stay_out_of_the_total()
                                  "students": [{"key": "1001", "who": "Ada (1001); Bob (1002)",
                                                "report": "1001/report.html"}]}]
     assert data["not_graded"][0]["message"].startswith("the grader was ended by signal SIGKILL")
+
+
+def test_each_local_job_gets_its_share_of_the_cores_outside_the_fingerprint(tmp_path):
+    from grader.batch import engines
+    from grader.limits import effective_cpus
+
+    engine = engines.LocalEngine(jobs=2)
+    assert engine.threads == max(1, effective_cpus() // 2)
+    assert engines.LocalEngine(jobs=10 * effective_cpus()).threads == 1
+    job = batch_jobs.Job(key="k", path="p", assignment=ASSIGNMENT, options=("--device", "cpu"), threads=3)
+    line = batch_jobs.command(job, tmp_path)
+    assert line[-2:] == ["--threads", "3"] and "--threads" not in job.options  # how it runs, not what it grades
+    assert "--threads" not in batch_jobs.command(dataclasses.replace(job, threads=0), tmp_path)

@@ -85,7 +85,7 @@ def test_rubrics_in_the_repository_all_load():
 def test_a_model_can_have_its_own_training_settings(tmp_path):
     rubric = load_rubric("cs1678-hw4-extended")
     tiny = rubric.model("AlexNetTiny")
-    assert tiny.training.lr == 3e-4 and tiny.training.steps == rubric.training.steps == 6
+    assert tiny.training.lr == 4e-4 and tiny.training.steps == rubric.training.steps == 4
     assert rubric.model("AlexNet").training is None
     bad = GOOD.replace('points = { construct = 0.5,', 'training = { lr = -1 }\npoints = { construct = 0.5,', 1)
     with pytest.raises(RubricError) as info:

@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
 
 from ..errors import InputError
+from ..limits import effective_cpus
 from . import jobs as jobs_mod
 from .jobs import Job
 
@@ -52,6 +53,9 @@ class LocalEngine:
     def __init__(self, jobs: int, gpus: list[str] | None = None) -> None:
         self.jobs = max(1, jobs)
         self.gpus = list(gpus or [])
+        # The cores shared out: each grade runs a worker and a verifier, and torch threads
+        # beyond a job's share of the cores only wait on each other.
+        self.threads = max(1, effective_cpus() // self.jobs)
 
     def run(self, todo: Iterable[Job], done: Done) -> None:
         devices: queue.Queue[str] = queue.Queue()
@@ -62,7 +66,7 @@ class LocalEngine:
             # Each job holds one device for its whole grade; with fewer devices than jobs, it waits.
             gpu = devices.get() if self.gpus else None
             try:
-                return jobs_mod.run(replace(job, gpu=gpu))
+                return jobs_mod.run(replace(job, gpu=gpu, threads=job.threads or self.threads))
             finally:
                 if gpu is not None:
                     devices.put(gpu)
@@ -127,6 +131,12 @@ class DaskEngine:
             try:
                 for future in as_completed(futures, loop=client.loop):
                     done(futures[future], _result(futures[future], future))
+            except BaseException:  # Ctrl-C: the grades running on the workers end too
+                try:
+                    client.run(jobs_mod.stop_all)
+                except Exception:  # noqa: BLE001 - a worker already gone has nothing running
+                    pass
+                raise
             finally:
                 client.cancel(list(futures))
                 if self.owned:

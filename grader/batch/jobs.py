@@ -46,6 +46,7 @@ class Job:
     options: tuple[str, ...] = ()  # further `grade` options: --device, --labels, --data, --only, --isolation
     timeout_s: float = 1800.0
     gpu: str | None = None  # CUDA_VISIBLE_DEVICES for this job, where the engine hands out devices
+    threads: int = 0  # torch threads for each of its sandboxes; 0: the grade's own default (every core)
 
 
 @dataclass
@@ -71,8 +72,9 @@ def lost(job: Job, exc: BaseException) -> dict:
 
 
 def command(job: Job, out: Path) -> list[str]:
+    threads = ["--threads", str(job.threads)] if job.threads else []  # how it runs, not what: not in the fingerprint
     return [sys.executable, "-m", "grader.cli", "submission", job.path, "--assignment", job.assignment,
-            "--out", str(out), "--no-color", *job.options]
+            "--out", str(out), "--no-color", *job.options, *threads]
 
 
 def run(job: Job) -> dict:
@@ -80,7 +82,7 @@ def run(job: Job) -> dict:
     started = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="dlgrade-batch-"))
     out = scratch / "out"
-    env = dict(os.environ)
+    env = dict(os.environ, DLGRADE_BATCH_PARENT=str(os.getpid()))  # the grade ends if this process is lost
     if job.gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = job.gpu
     try:
