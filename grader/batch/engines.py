@@ -101,13 +101,15 @@ class DaskEngine:
 
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, *, cluster=None, gpu: bool = False, owned: bool = False) -> None:
+    def __init__(self, scheduler: str | None = None, *, cluster=None, gpu: bool = False, owned: bool = False,
+                 threads: int = 0) -> None:
         if importlib.util.find_spec("distributed") is None:
             raise InputError("--engine dask needs Dask distributed: pip install 'dlgrade[dask]'")
         self.scheduler = scheduler
         self.cluster = cluster
         self.gpu = gpu
         self.owned = owned  # a LocalCluster made for this batch, closed with it
+        self.threads = threads  # torch threads per sandbox, where the cores per grade are known (a LocalCluster)
 
     def _resources(self, client) -> dict | None:
         declared: set[str] = set()
@@ -125,6 +127,7 @@ class DaskEngine:
             resources = self._resources(client)
             futures = {}
             for job in todo:
+                job = replace(job, threads=job.threads or self.threads)
                 future = client.submit(jobs_mod.run, job, key=f"grade-{job.key}", pure=False,
                                        resources=resources, retries=0)
                 futures[future] = job

@@ -18,8 +18,9 @@ from pathlib import Path
 import jsonschema
 
 from .. import heldout
-from ..errors import InputError
 from ..api import assignment_rubric
+from ..errors import InputError
+from ..limits import effective_cpus
 from ..rubric import Rubric
 from . import jobs, ledger
 from .engines import DaskEngine, LocalEngine, default_jobs, visible_gpus
@@ -168,14 +169,16 @@ def _regrade(sub: Submission, options: BatchOptions) -> bool:
 def _engine(options: BatchOptions):
     gpus = visible_gpus() if options.device in ("auto", "cuda") else []
     if options.engine == "dask":
-        cluster, owned = options.cluster, False
+        cluster, owned, threads = options.cluster, False, 0
         if cluster is None and not options.scheduler:
             from distributed import LocalCluster
 
-            cluster = LocalCluster(n_workers=options.jobs or default_jobs(len(gpus)), threads_per_worker=1,
+            workers = options.jobs or default_jobs(len(gpus))
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                    processes=True, resources={"grade": 1}, dashboard_address=None)
-            owned = True
-        return DaskEngine(options.scheduler, cluster=cluster, gpu=bool(gpus) and options.device == "cuda", owned=owned)
+            owned, threads = True, max(1, effective_cpus() // workers)  # this machine's cores, shared out
+        return DaskEngine(options.scheduler, cluster=cluster, gpu=bool(gpus) and options.device == "cuda", owned=owned,
+                          threads=threads)
     if options.engine != "local":
         raise InputError(f"--engine {options.engine}: use local or dask")
     return LocalEngine(options.jobs or default_jobs(len(gpus)), gpus)
