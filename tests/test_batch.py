@@ -416,3 +416,44 @@ def test_each_local_job_gets_its_share_of_the_cores_outside_the_fingerprint(tmp_
     line = batch_jobs.command(job, tmp_path)
     assert line[-2:] == ["--threads", "3"] and "--threads" not in job.options  # how it runs, not what it grades
     assert "--threads" not in batch_jobs.command(dataclasses.replace(job, threads=0), tmp_path)
+
+
+def test_stopping_a_dask_batch_ends_the_grades_running_on_its_workers(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from grader.batch.engines import DaskEngine
+
+    marker = f"86400.{os.getpid():07d}"
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "cnn_trainer.py").write_text(_hang(marker) + plain_source())
+    (tmp_path / "quick.zip").write_bytes(b"PK\x03\x04 not a zip")  # refused at once
+    options = ("--device", "cpu", "--only", "alexnet.construct*")
+    todo = [batch_jobs.Job(key=k, path=str(tmp_path / p), assignment=ASSIGNMENT, options=options)
+            for k, p in (("slow", "slow"), ("quick", "quick.zip"))]
+
+    def done(job, outcome):  # the first result arrives while slow hangs: then the TA presses Ctrl-C
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not running(marker):
+            time.sleep(0.2)
+        assert running(marker), "slow never reached the student's import"
+        raise KeyboardInterrupt
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, resources={"grade": 1},
+                                  dashboard_address=None) as cluster:
+        with pytest.raises(KeyboardInterrupt):
+            DaskEngine(cluster=cluster).run(todo, done)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and running(marker):
+            time.sleep(0.2)
+        assert running(marker) == []  # ended on its worker, which is still up
+
+
+def test_a_local_cluster_the_batch_starts_shares_the_cores_out():
+    pytest.importorskip("distributed")
+    from grader.batch.grading import _engine
+    from grader.limits import effective_cpus
+
+    engine = _engine(BatchOptions(engine="dask", jobs=2, device="cpu"))
+    try:
+        assert engine.owned and engine.threads == max(1, effective_cpus() // 2)
+    finally:
+        engine.cluster.close()

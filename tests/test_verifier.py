@@ -260,3 +260,40 @@ def test_an_artefact_without_weights_gives_the_layers_only(tmp_path):
     assert [r["type"] for r in facts["trace"]["rows"]] == [r["type"] for r in _live_rows(Sequential)]
     with pytest.raises(ArtefactError, match="holds no weights"):
         _verify(folder)  # a forged "no weights" artefact cannot stand in for the training checks
+
+
+@pytest.mark.parametrize("training_too", [True, False])
+def test_train_mode_differs_only_with_dropout_whether_or_not_the_model_is_trained(tmp_path, training_too):
+    """The second train-mode pass is the first training step's, or one of its own when no
+    check asks for training: either way a net without dropout repeats itself."""
+    for cls, differs in ((Sequential, True), (Detached, False)):
+        art = _export(tmp_path, cls, name=f"{cls.__name__}-{training_too}")
+        behaviour = measure.verify(str(art), 3, "cpu", TRAINING, 512, training_too=training_too)["behaviour"]
+        assert behaviour["dropout"] == {"eval_same": True, "train_differs": differs}, cls.__name__
+        assert ("training" in behaviour) is training_too
+
+
+def test_a_gradient_is_finite_only_without_nan_or_infinity():
+    assert measure._finite(torch.randn(1000)) and measure._finite(torch.zeros(0)) and measure._finite(torch.tensor(2.0))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        values = torch.randn(1000)
+        values[417] = bad
+        assert not measure._finite(values), bad
+
+
+def test_an_artefact_is_copied_whole_and_never_past_its_cap(tmp_path):
+    import io
+
+    from grader.verifying import _copy
+
+    data = os.urandom(3 << 20)
+    (tmp_path / "src").write_bytes(data)
+    for cap in (4 << 20, 1 << 20):
+        with open(tmp_path / "src", "rb") as src, open(tmp_path / "dst", "wb") as dst:
+            copied = _copy(src, dst, cap)  # in the kernel
+        out = io.BytesIO()
+        assert _copy(io.BytesIO(data), out, cap) == copied  # no file descriptors: through a buffer
+        if cap > len(data):
+            assert copied == len(data) and (tmp_path / "dst").read_bytes() == out.getvalue() == data
+        else:  # one byte past the cap tells the caller to refuse it
+            assert copied == cap + 1 and (tmp_path / "dst").stat().st_size <= cap + 1
