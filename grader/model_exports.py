@@ -10,7 +10,6 @@ behaviour (grader.verifier.alike); otherwise it is measured in full.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from .facts import ProbeOutcome
 from .rubric import Check
@@ -42,7 +41,7 @@ class ModelExports:
                 verifier.settle()
             if not self.redo:
                 return
-            self.run_redo()
+            self.run_redo()  # which may send one more measurement
 
     def run_redo(self) -> None:
         """Export in full the variants found unlike the one measured (only between exports:
@@ -50,9 +49,7 @@ class ModelExports:
         runner = self.runner
         while self.redo:
             key, check = self.redo.pop(0)
-            remaining = runner.deadline - time.monotonic()
-            timeout = min(runner.rubric.limits.probe_seconds, max(remaining, 5))
-            outcome = self._export(key, check, timeout, True)
+            outcome = self._export(key, check, runner.probe_timeout(), True)
             if outcome is None:  # export stopped this time: the worker measures it in the next round
                 self.pending -= {("trace", *key[1:]), ("behaviour", *key[1:])}
             elif outcome is not PENDING:

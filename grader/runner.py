@@ -163,8 +163,7 @@ class Runner:
             return ProbeOutcome(skipped="the time budget for grading this submission ran out before this check")
         if not self._ready(remaining):
             return ProbeOutcome(skipped=self.facts.load_problem)
-        remaining = self.deadline - time.monotonic()
-        timeout = min(self.rubric.limits.probe_seconds, max(remaining, MIN_PROBE_SECONDS))
+        timeout = self.probe_timeout()
         if key[0] in ("trace", "behaviour") and (key[1], key[2]) not in self.facts.measured_inside:
             verified = self.models.probe(key, check, timeout)
             if verified is not None:
@@ -201,6 +200,11 @@ class Runner:
         else:
             outcome.error = self.localize(reply.error)
         return outcome
+
+    def probe_timeout(self) -> float:
+        """What one probe may take: the rubric's limit, or what is left of the grade's budget."""
+        remaining = self.deadline - time.monotonic()
+        return min(self.rubric.limits.probe_seconds, max(remaining, MIN_PROBE_SECONDS))
 
     def export_call(self, op: str, symbol: str, args: dict, timeout: float, what: str):
         """Ask the worker for an export: (reply, the student's error localized), or (the crash's

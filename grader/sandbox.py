@@ -290,17 +290,17 @@ class Sandbox:
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
             "DLGRADE_THREADS": threads,
-            # Large tensors go back to the OS when freed, so one model's memory is not
-            # still held while the next is built.
-            "MALLOC_MMAP_THRESHOLD_": "65536",
             "DLGRADE_FDS": f"{req_read},{rep_write}",
         }
-        if self.module != "grader.worker":
+        if self.module == "grader.worker":
+            # Large tensors go back to the OS when freed, so one model's memory is not
+            # still held while the next is built.
+            env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        else:
             # The verifier runs one model at a time and is gone after the grade: it keeps
             # what it frees, for the next training step to reuse. Mapping each step's
             # gradients afresh cost it a third of its time in page faults (80 MB more at its peak).
             env.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(1 << 30))
-            del env["MALLOC_MMAP_THRESHOLD_"]
         if self.config.device != "cuda":
             env["CUDA_VISIBLE_DEVICES"] = ""
         if self.isolation == "process":

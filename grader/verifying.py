@@ -59,23 +59,23 @@ class Verifier:
 
     def settle(self) -> None:
         """Wait for the measurement `start` sent, and hand its outcomes on."""
-        while self._pending is not None:
-            request_id, deadline, timeout, what, done = self._pending
-            self._pending = None
-            try:
-                reply = self.sandbox.receive(request_id, max(deadline - time.monotonic(), 0.1), what, "verify")
-            except WorkerCrashed as crash:  # the graph, run as the student wrote it, hung or used too much
-                self._ready = False
-                done(*_stopped(crash, timeout))
-                continue
-            finally:
-                remove(self.run_dir / "artefact")
-            if not reply.ok:
-                message = (reply.error or {}).get("message", "it could not be read")
-                done(*_refused(f"the model the grading process handed over was refused: {message}"))
-                continue
-            done(ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb),
-                 ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb))
+        if self._pending is None:
+            return
+        (request_id, deadline, timeout, what, done), self._pending = self._pending, None
+        try:
+            reply = self.sandbox.receive(request_id, max(deadline - time.monotonic(), 0.1), what, "verify")
+        except WorkerCrashed as crash:  # the graph, run as the student wrote it, hung or used too much
+            self._ready = False
+            done(*_stopped(crash, timeout))
+            return
+        finally:
+            remove(self.run_dir / "artefact")
+        if not reply.ok:
+            message = (reply.error or {}).get("message", "it could not be read")
+            done(*_refused(f"the model the grading process handed over was refused: {message}"))
+            return
+        done(ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb),
+             ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb))
 
     def take(self, base: Path, parts: tuple[str, ...], name: str) -> str | None:
         """Copy the artefact at base/parts into this folder's `name`: None, or why it was refused."""

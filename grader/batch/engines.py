@@ -35,6 +35,12 @@ def default_jobs(gpus: int = 0) -> int:
     return min(jobs, gpus) if gpus else jobs
 
 
+def cores_per_job(jobs: int) -> int:
+    """Torch threads for each sandbox of a grade: this machine's cores shared out. Each grade
+    runs a worker and a verifier; threads beyond a job's share only wait on each other."""
+    return max(1, effective_cpus() // max(1, jobs))
+
+
 def visible_gpus() -> list[str]:
     """The GPUs this machine shows, by index, without importing torch here."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -53,9 +59,7 @@ class LocalEngine:
     def __init__(self, jobs: int, gpus: list[str] | None = None) -> None:
         self.jobs = max(1, jobs)
         self.gpus = list(gpus or [])
-        # The cores shared out: each grade runs a worker and a verifier, and torch threads
-        # beyond a job's share of the cores only wait on each other.
-        self.threads = max(1, effective_cpus() // self.jobs)
+        self.threads = cores_per_job(self.jobs)
 
     def run(self, todo: Iterable[Job], done: Done) -> None:
         devices: queue.Queue[str] = queue.Queue()

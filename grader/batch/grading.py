@@ -20,10 +20,9 @@ import jsonschema
 from .. import heldout
 from ..api import assignment_rubric
 from ..errors import InputError
-from ..limits import effective_cpus
 from ..rubric import Rubric
 from . import jobs, ledger
-from .engines import DaskEngine, LocalEngine, default_jobs, visible_gpus
+from .engines import DaskEngine, LocalEngine, cores_per_job, default_jobs, visible_gpus
 from .inputs import read_export
 from .records import ClassExport, Person, Submission
 from .roster import apply_roster
@@ -176,7 +175,7 @@ def _engine(options: BatchOptions):
             workers = options.jobs or default_jobs(len(gpus))
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                    processes=True, resources={"grade": 1}, dashboard_address=None)
-            owned, threads = True, max(1, effective_cpus() // workers)  # this machine's cores, shared out
+            owned, threads = True, cores_per_job(workers)
         return DaskEngine(options.scheduler, cluster=cluster, gpu=bool(gpus) and options.device == "cuda", owned=owned,
                           threads=threads)
     if options.engine != "local":

@@ -1,6 +1,8 @@
 """Checks on one model class: it builds, matches its table, runs, learns."""
 from __future__ import annotations
 
+import functools
+
 from ..facts import Facts, ProbeOutcome
 from ..protocol import number
 from ..results import CheckResult
@@ -247,6 +249,7 @@ def _names(names: list[str], limit: int = 4) -> str:
 
 def _shared(measure):
     """A behaviour check on a class count measured as another's (grader.verifier.alike) says so."""
+    @functools.wraps(measure)
     def check_with_note(check: Check, facts: Facts, rubric: Rubric) -> CheckResult:
         found = measure(check, facts, rubric)
         outcome = _behaviour(facts, check)
@@ -256,7 +259,6 @@ def _shared(measure):
                               f"graph is this one's but for the class count.)")
             found.details["measured_with_classes"] = shared["num_classes"]
         return found
-    check_with_note.__name__ = measure.__name__
     return check_with_note
 
 
