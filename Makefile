@@ -26,6 +26,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/grade_bench.py --assignment cs1678-hw4 --submission reference/cs1678_hw4
+	$(PY) benchmarks/grade_bench.py --assignment cs1678-hw4 --submission reference/cs1678_hw4 --self-check
 	$(PY) benchmarks/grade_bench.py --assignment cs1678-hw4-extended --submission reference/cs1678_hw4
 	$(PY) benchmarks/grade_bench.py --assignment cs1678-hw3 --submission reference/cs1678_hw3
 	$(PY) benchmarks/grade_bench.py --assignment cs1699-hw5 --submission reference/cs1699_hw5

@@ -31,13 +31,15 @@ def main() -> int:
     parser.add_argument("--labels", type=Path, action="append", default=[], help="held-out labels (as grade --labels)")
     parser.add_argument("--data", type=Path, default=None, help="course data folder (as grade --data)")
     parser.add_argument("--only", action="append", default=[], help="check-id patterns (as grade --only)")
+    parser.add_argument("--self-check", action="store_true", help="only the checks students see (as grade --self-check)")
     args = parser.parse_args()
 
     runs = []
     for _ in range(args.repeat):
         started = time.monotonic()
         report = api.grade(args.submission, args.assignment,
-                           api.Options(device=args.device, labels=tuple(args.labels), data=args.data, only=tuple(args.only)))
+                           api.Options(device=args.device, labels=tuple(args.labels), data=args.data, only=tuple(args.only),
+                                       self_check=args.self_check))
         wall = time.monotonic() - started
         runs.append({"wall_s": round(wall, 2), "score": report.score, "max_score": report.max_score,
                      "worker_tree_peak_mb": report.timings.get("peak_tree_mb", 0.0),

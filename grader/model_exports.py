@@ -2,8 +2,8 @@
 
 The worker exports the model (grader.worker.export); the verifier measures the artefact
 (grader.verifier.measure). The two overlap: once an artefact is copied to the verifier,
-the worker goes on to the next export while the verifier measures this one, so the two
-cores are both at work. A class count after the first is exported as layers only and, when
+it waits there in a queue (grader.verifying) and the worker goes on to the next export,
+or the next probe, while the verifier measures those before it, so both cores are at work. A class count after the first is exported as layers only and, when
 its graph differs from the first's only by that count, reported with the first's
 behaviour (grader.verifier.alike); otherwise it is measured in full.
 """

@@ -113,7 +113,7 @@ class Runner:
         # Models whose checks include a training step: for the others the verifier stops at forward.
         self.trains = {probe_key(c) for c in checks if c.model is not None and c.kind in ("gradients", "training")}
         if any(k[0] in ("trace", "behaviour") or kinds.verified(plan[k].kind) for k in plan):
-            self.verifier = Verifier(self.sandbox.run_dir.parent / "verifier", self._config)
+            self.verifier = Verifier(self.sandbox.run_dir.parent / "verifier", self._config, self.deadline)
             self.verifier.launch()  # its imports overlap the worker's
         try:
             used = {c.task.params.get("model") for c in checks if c.task is not None}

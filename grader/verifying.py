@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from .facts import ProbeOutcome
@@ -20,17 +22,38 @@ from .tree import remove
 FILES = ("manifest.json", "weights.bin")
 MAX_MANIFEST = 8 << 20
 INSIDE = "measured inside the submission's process"
+MAX_QUEUED = 8  # measurements waiting at once (a compared class count holds no weights)
+FOLDER_MARGIN_MB = 256  # of the verifier's folder, kept for what the verifier itself writes
+MIN_WAIT = 5.0  # seconds a measurement gets even when the grade's budget has run out (as a probe does)
+
+
+@dataclass
+class _Measurement:
+    """A measurement sent and not yet read: its artefact waits in its own folder here."""
+    name: str  # the artefact's folder in the verifier's run folder
+    request: dict
+    timeout: float
+    what: str
+    done: object  # done(trace, behaviour)
+    size: int  # bytes it holds in the verifier's folder
+    request_id: int = 0
+    sent: float = 0.0
 
 
 class Verifier:
-    def __init__(self, run_dir: Path, config: SandboxConfig):
+    def __init__(self, run_dir: Path, config: SandboxConfig, deadline: float | None = None):
         self.run_dir = run_dir
         self.folder = RunFolder(run_dir)
         self.sandbox = Sandbox(run_dir, config, self.folder, module="grader.verifier")
         self.max_mb = max(256, config.memory_mb // 2)  # weights beside the training's activations
+        self.deadline = deadline  # the grade's: no wait here runs past it (monotonic)
         self._ready = False
         self.failure: str | None = None
-        self._pending: tuple | None = None  # (request id, deadline, timeout, what, done) of a measurement sent
+        # Measurements sent, oldest first: the verifier answers them in turn while the
+        # worker goes on exporting, so neither waits on the other.
+        self._queue: deque[_Measurement] = deque()
+        self._turn_began = 0.0  # when the oldest measurement's turn began: the last reply read
+        self._made = 0
 
     def launch(self) -> None:
         """Start importing torch now, while the worker imports the submission."""
@@ -41,45 +64,92 @@ class Verifier:
     def start(self, base: Path, parts: tuple[str, ...], request: dict, timeout: float, what: str, done) -> None:
         """Measure the model artefact at base/parts (the worker's run folder) without waiting:
         `done(trace, behaviour)` gets the two outcomes once `settle` reads the reply. Copied
-        here first, the worker may write its next export while this one is measured."""
-        self.settle()
-        why = self.take(base, parts, "artefact")
+        here first, the worker may write its next export while this one, and those before
+        it, are measured."""
+        hint = _size_hint(base, parts)
+        while self._queue and (len(self._queue) >= MAX_QUEUED or self._queued_bytes() + hint > self._room()):
+            self._settle_oldest()  # what waits here stays within the folder's cap
+        self._made += 1
+        name = f"artefact-{self._made}"
+        target = self.run_dir / name
+        remove(target)
+        # Alone, an artefact may use the whole cap; behind others, what room they leave (the
+        # loop above made room for what the worker reported).
+        cap = self.max_mb << 20 if not self._queue else min(self.max_mb << 20, self._room() - self._queued_bytes())
+        why = take(base, parts, target, cap)
         if why:
+            remove(target)
             done(*_refused(f"the model the grading process handed over was refused: {why}"))
             return
-        try:
-            self._ensure_ready(timeout)
-            request_id = self.sandbox.send("verify", {"artefact": "artefact", **request, "max_mb": self.max_mb})
-        except WorkerCrashed as crash:
-            self._ready = False
-            remove(self.run_dir / "artefact")
-            done(*_stopped(crash, timeout))
-            return
-        self._pending = (request_id, time.monotonic() + timeout, timeout, what, done)
+        self._send(_Measurement(name, request, timeout, what, done, _folder_bytes(target)))
 
     def settle(self) -> None:
-        """Wait for the measurement `start` sent, and hand its outcomes on."""
-        if self._pending is None:
-            return
-        (request_id, deadline, timeout, what, done), self._pending = self._pending, None
+        """Wait for every measurement `start` sent, and hand their outcomes on in order."""
+        while self._queue:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        item = self._queue[0]
+        began = max(item.sent, self._turn_began)
+        limit = began + item.timeout
+        if self.deadline is not None:
+            limit = min(limit, max(self.deadline, item.sent + MIN_WAIT))
         try:
-            reply = self.sandbox.receive(request_id, max(deadline - time.monotonic(), 0.1), what, "verify")
+            reply = self.sandbox.receive(item.request_id, max(limit - time.monotonic(), 0.1), item.what, "verify")
         except WorkerCrashed as crash:  # the graph, run as the student wrote it, hung or used too much
+            self._queue.popleft()
             self._ready = False
-            done(*_stopped(crash, timeout))
+            remove(self.run_dir / item.name)
+            item.done(*_stopped(crash, item.timeout))
+            self._resend()  # the measurements behind it are not this one's fault
             return
-        finally:
-            remove(self.run_dir / "artefact")
+        self._queue.popleft()
+        self._turn_began = time.monotonic()
+        remove(self.run_dir / item.name)
         if not reply.ok:
             message = (reply.error or {}).get("message", "it could not be read")
-            done(*_refused(f"the model the grading process handed over was refused: {message}"))
+            item.done(*_refused(f"the model the grading process handed over was refused: {message}"))
             return
-        done(ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb),
-             ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb))
+        item.done(ProbeOutcome(result=reply.result["trace"], seconds=reply.seconds, peak_mb=reply.peak_mb),
+                  ProbeOutcome(result=reply.result["behaviour"], seconds=reply.seconds, peak_mb=reply.peak_mb))
+
+    def _send(self, item: _Measurement) -> None:
+        """Ask the verifier to measure `item` after those already waiting; when it cannot
+        start, `item`'s outcomes say so."""
+        if self._queue and not self.sandbox.running:
+            self.settle()  # it stopped measuring the oldest one: that one is blamed, the rest sent again
+        try:
+            self._ensure_ready(item.timeout)
+            item.request_id = self.sandbox.send("verify", {**item.request, "artefact": item.name, "max_mb": self.max_mb})
+        except WorkerCrashed as crash:
+            self._ready = False
+            if self._queue:  # it stopped just now, measuring the oldest one, not this one
+                self._queue.append(item)
+                self.settle()
+                return
+            remove(self.run_dir / item.name)
+            item.done(*_stopped(crash, item.timeout))
+            return
+        item.sent = time.monotonic()
+        self._queue.append(item)
+
+    def _resend(self) -> None:
+        """After a crash: the fresh verifier gets the measurements still waiting, from their own start."""
+        waiting, self._queue = list(self._queue), deque()
+        self._turn_began = 0.0
+        for item in waiting:
+            self._send(item)
+
+    def _queued_bytes(self) -> int:
+        return sum(item.size for item in self._queue)
+
+    def _room(self) -> int:
+        """Bytes the waiting artefacts may hold: the folder's cap, less room for what the verifier writes."""
+        return (self.folder.quota.megabytes - FOLDER_MARGIN_MB) << 20
 
     def take(self, base: Path, parts: tuple[str, ...], name: str) -> str | None:
         """Copy the artefact at base/parts into this folder's `name`: None, or why it was refused."""
-        self.settle()  # the measurement in flight reads this folder's artefact
+        self.settle()  # the folder's room is then this artefact's alone
         target = self.run_dir / name
         remove(target)
         return take(base, parts, target, self.max_mb << 20)
@@ -102,8 +172,10 @@ class Verifier:
             self._ready = True
 
     def stop(self) -> None:
-        """Stop the process; a measurement still pending is dropped (its checks have not run)."""
-        self._pending = None
+        """Stop the process; measurements still pending are dropped (their checks have not run)."""
+        for item in self._queue:
+            remove(self.run_dir / item.name)
+        self._queue.clear()
         self.sandbox.stop()
         self._ready = False
 
@@ -125,6 +197,21 @@ def _refused(text: str, reason: str = "refused") -> tuple[ProbeOutcome, ProbeOut
     error = refused_error(text)
     return (ProbeOutcome(result={"constructed": False, "rows": [], "error": error}, crash_reason=reason),
             ProbeOutcome(result={"error": error}, crash_reason=reason))
+
+
+def _size_hint(base: Path, parts: tuple[str, ...]) -> int:
+    """The artefact's size as the worker left it: a hint for making room, never trusted (take caps the copy)."""
+    try:
+        return sum(os.stat(base.joinpath(*parts, name), follow_symlinks=False).st_size for name in FILES)
+    except OSError:
+        return 0
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(os.stat(folder / name).st_size for name in FILES)
+    except OSError:
+        return 0
 
 
 def take(base: Path, parts: tuple[str, ...], target: Path, max_bytes: int) -> str | None:

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..limits import effective_cpus
 from . import jobs as jobs_mod
 from .jobs import Job
+from .pacing import Pace, PaceConfig
 
 Done = Callable[[Job, dict], None]
 # Memory one grade takes at its peak (the scoring process, the worker and the verifier
@@ -56,26 +57,36 @@ def visible_gpus() -> list[str]:
 class LocalEngine:
     name = "local"
 
-    def __init__(self, jobs: int, gpus: list[str] | None = None) -> None:
+    def __init__(self, jobs: int, gpus: list[str] | None = None, pace: PaceConfig = PaceConfig()) -> None:
         self.jobs = max(1, jobs)
         self.gpus = list(gpus or [])
         self.threads = cores_per_job(self.jobs)
+        self.pace = pace
+        self.most_at_once = 0  # grades that ran at once at the most, waiting ones included
 
     def run(self, todo: Iterable[Job], done: Done) -> None:
         devices: queue.Queue[str] = queue.Queue()
         for gpu in self.gpus:
             devices.put(gpu)
 
+        # A grade that only waits (a submission asleep at import) lets another start beside it;
+        # not with GPUs, since each grade holds one for its whole run.
+        pace = Pace(self.jobs, self.pace, extra=0 if self.gpus else None)
+
         def one(job: Job) -> dict:
+            token = object()
+            pace.enter(token)
             # Each job holds one device for its whole grade; with fewer devices than jobs, it waits.
             gpu = devices.get() if self.gpus else None
             try:
-                return jobs_mod.run(replace(job, gpu=gpu, threads=job.threads or self.threads))
+                return jobs_mod.run(replace(job, gpu=gpu, threads=job.threads or self.threads),
+                                    on_start=lambda pid: pace.started(token, pid))
             finally:
+                pace.leave(token)
                 if gpu is not None:
                     devices.put(gpu)
 
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
+        pool = ThreadPoolExecutor(max_workers=self.jobs + pace.extra, thread_name_prefix="grade")
         pending = {}
         try:
             for job in todo:
@@ -94,6 +105,8 @@ class LocalEngine:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            pace.close()
+            self.most_at_once = pace.most_at_once
 
 
 class DaskEngine:

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def command(job: Job, out: Path) -> list[str]:
             "--out", str(out), "--no-color", *job.options, *threads]
 
 
-def run(job: Job) -> dict:
-    """Grade one submission; return its Outcome as plain data (engines send it between machines)."""
+def run(job: Job, on_start: Callable[[int], None] | None = None) -> dict:
+    """Grade one submission; return its Outcome as plain data (engines send it between machines).
+    `on_start(pid)`: told the grade command's pid, for an engine that watches how busy it is."""
     started = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="dlgrade-batch-"))
     out = scratch / "out"
@@ -91,6 +93,8 @@ def run(job: Job) -> dict:
             proc = subprocess.Popen(command(job, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
             _LIVE.add(proc)
+        if on_start is not None:
+            on_start(proc.pid)
         try:
             _, err = proc.communicate(timeout=job.timeout_s)
         except subprocess.TimeoutExpired:
