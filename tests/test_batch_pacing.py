@@ -9,7 +9,7 @@ from grader.batch.engines import LocalEngine
 from grader.batch.jobs import Job
 from grader.batch.pacing import Pace, PaceConfig
 
-QUICK = PaceConfig(window_s=1.0, sample_s=0.2)
+QUICK = PaceConfig(window_s=2.0, sample_s=0.2)
 SPIN = [sys.executable, "-c", "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass"]
 
 
@@ -39,7 +39,7 @@ def test_a_grade_that_only_waits_lets_the_next_start(monkeypatch):
 
 def test_a_grade_that_computes_keeps_its_job(monkeypatch):
     engine = LocalEngine(1, pace=QUICK)
-    order = _finished_in_order(monkeypatch, {"busy": [*SPIN[:2], SPIN[2].format(s=4)], "quick": ["true"]}, engine)
+    order = _finished_in_order(monkeypatch, {"busy": [*SPIN[:2], SPIN[2].format(s=6)], "quick": ["true"]}, engine)
     assert order == ["busy", "quick"] and engine.most_at_once == 1
 
 
@@ -51,7 +51,7 @@ def test_a_waiting_grade_holding_a_gpu_lets_nothing_start(monkeypatch):
 
 def test_a_waiting_grade_counts_again_once_it_computes():
     pace = Pace(1, QUICK)
-    proc = subprocess.Popen([*SPIN[:2], "import time\ntime.sleep(4)\n" + SPIN[2].format(s=30)])
+    proc = subprocess.Popen([*SPIN[:2], "import time\ntime.sleep(6)\n" + SPIN[2].format(s=30)])
     try:
         pace.enter("a")
         pace.started("a", proc.pid)
@@ -75,3 +75,31 @@ def test_waiting_grades_beside_the_jobs_are_capped():
     pace._running["b"].waiting = True
     assert not pace._may_start()  # --jobs more waiting grades at the most
     pace.close()
+
+
+def test_a_job_waiting_at_the_gate_never_starts_once_the_batch_stops():
+    import threading
+
+    import pytest
+
+    from grader.batch.pacing import Stopped
+
+    pace = Pace(1, QUICK)
+    pace.enter("a")
+    outcome: list[BaseException] = []
+
+    def second():
+        try:
+            pace.enter("b")
+        except Stopped as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    time.sleep(0.5)
+    assert waiting.is_alive() and "b" not in pace._running  # held: "a" computes
+    pace.close()  # Ctrl-C
+    waiting.join(timeout=10)
+    assert not waiting.is_alive() and len(outcome) == 1 and "b" not in pace._running
+    with pytest.raises(Stopped):
+        pace.enter("c")

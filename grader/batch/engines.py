@@ -99,6 +99,7 @@ class LocalEngine:
         except BaseException:
             # Ctrl-C (or a failure recording a result): jobs not started never start, and the
             # running ones' commands are ended, so nothing is left grading behind the batch.
+            pace.close()  # jobs waiting at the gate never start
             for future in pending:
                 future.cancel()
             jobs_mod.stop_all()

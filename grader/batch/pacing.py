@@ -19,6 +19,10 @@ from ..limits import process_tree
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+class Stopped(Exception):
+    """A job was waiting to start when the batch stopped."""
+
+
 @dataclass(frozen=True)
 class PaceConfig:
     window_s: float = 5.0  # a grade is waiting once it used under `idle_share` of a core this long
@@ -56,7 +60,11 @@ class Pace:
         """Wait until this job may start: fewer than --jobs grades compute, and the waiting
         ones leave room."""
         with self._lock:
-            while not self._may_start():
+            while True:
+                if self._stop.is_set():
+                    raise Stopped("the batch is stopping: this grade does not start")
+                if self._may_start():
+                    break
                 self._lock.wait(timeout=self.config.sample_s)
             self._running[token] = _Running()
             self.most_at_once = max(self.most_at_once, len(self._running))
@@ -74,7 +82,10 @@ class Pace:
             self._lock.notify_all()
 
     def close(self) -> None:
+        """No grade starts from now on (the batch ended, or Ctrl-C)."""
         self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
 
     # ------------------------------------------------------------------ deciding
 
